@@ -1,0 +1,399 @@
+"""Behaviour cloning of the expert: windows, truncated BPTT, checkpoints, curves, metrics.
+
+`train(data_dir, run_dir, TrainConfig(...))` fits any policy from `edgeliquid.model` (CfC or a
+baseline) to the expert's clean commands recorded by `edgeliquid collect`:
+
+- windows of `seq_len` steps every `seq_shift` steps; zero state at a window's first step,
+  state carried through it (truncated backpropagation through time); the recorded per-step dt
+  goes to the model, so it learns from the irregular timing it will fly with;
+- MSE on normalised commands, the normalisation (mean/std of the training labels) stored in
+  the model's `command_mean`/`command_std` buffers, so the checkpoint outputs physical units;
+- per-sequence photometric augmentation (`edgeliquid.augment`), validation split by episode,
+  cosine learning-rate decay, gradient clipping, an optional wall-clock budget;
+- RUN_DIR gets best.pt (lowest validation loss), last.pt, metrics.json and curves.png.
+
+Reproducible for a seed at a fixed thread count: the seed sets the weights, the window order
+and the augmentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgeliquid.augment import AugmentConfig, augment_frames
+from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.windows import Batch, WindowSet, command_statistics, split_windows
+
+ARCHS = ("cfc", "lstm", "gru", "cnn")
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run; defaults are the shipped model's recipe."""
+
+    arch: str | None = None  # cfc | lstm | gru | cnn (None: cfc, or the --init checkpoint's)
+    epochs: int = 12  # passes over the training windows
+    seed: int = 0  # weights, window order and augmentation
+    seq_len: int = 32  # 3.2 s at 10 Hz: long enough to see a turn settle, cheap to backprop
+    seq_shift: int = 16  # half-overlapping windows: every step seen twice, in two contexts
+    batch_size: int = 16  # windows per step; small batches train faster per CPU second here
+    lr: float = 3e-3  # Adam; a ~20k-parameter net tolerates a larger step than the paper's 4.8e-4
+    lr_final: float = 0.05  # cosine decay to lr * lr_final by the last planned step
+    weight_decay: float = 0.0  # no decay: the net is tiny and augmentation regularises
+    grad_clip: float = 1.0  # global norm; recurrent nets spike on long windows
+    val_fraction: float = 0.1  # share of episodes held out for validation
+    max_minutes: float | None = None  # stop after this much training wall time (None: no cap)
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
+    num_threads: int = 2  # torch intra-op threads: the whole of this 2-core machine
+    init: str | None = None  # checkpoint to fine-tune from (its model config wins)
+    eval_episodes: int = 0  # closed-loop episodes on shift none after training (0: skip)
+    eval_seed: int = 12345  # disjoint from data seeds: results are on unseen scenes
+
+    def __post_init__(self) -> None:
+        if self.arch is not None and self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        positive = ("epochs", "seq_len", "seq_shift", "batch_size", "num_threads")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not 0 < self.lr_final <= 1:
+            raise ValueError(
+                f"lr must be > 0 and lr_final in (0, 1], got {self.lr}, {self.lr_final}"
+            )
+        if self.weight_decay < 0 or self.grad_clip <= 0:
+            raise ValueError("weight_decay must be >= 0 and grad_clip > 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
+        if self.eval_episodes < 0:
+            raise ValueError(f"eval_episodes must be >= 0, got {self.eval_episodes}")
+
+
+@dataclass
+class TrainResult:
+    """Where a run's files went, and its metrics (also in metrics.json)."""
+
+    run_dir: Path
+    best_path: Path
+    last_path: Path
+    metrics: dict[str, Any]
+
+
+@dataclass
+class _Run:
+    """Everything the epoch loop mutates, in one place."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    train_set: WindowSet
+    val_set: WindowSet
+    generator: torch.Generator
+    rng: np.random.Generator
+    total_steps: int
+    deadline: float | None
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _tensors(batch: Batch) -> tuple[torch.Tensor, ...]:
+    return (
+        torch.from_numpy(batch.frames),
+        torch.from_numpy(batch.commands),
+        torch.from_numpy(batch.dt),
+        torch.from_numpy(batch.mask),
+    )
+
+
+def masked_loss(
+    model: torch.nn.Module,
+    batch: Batch,
+    augment: AugmentConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """MSE between normalised predictions and normalised labels over the unpadded steps."""
+    frames, commands, dt, mask = _tensors(batch)
+    if augment is not None and generator is not None:
+        frames = augment_frames(frames, augment, generator)
+    predicted, _ = model(frames, None, dt)
+    error = model.normalize_commands(predicted) - model.normalize_commands(commands)
+    weights = mask.to(error.dtype).unsqueeze(-1)
+    return (error.square() * weights).sum() / (weights.sum() * error.shape[-1]).clamp_min(1.0)
+
+
+def _set_lr(run: _Run) -> float:
+    progress = min(run.step / max(run.total_steps, 1), 1.0)
+    scale = run.config.lr_final + (1 - run.config.lr_final) * 0.5 * (
+        1 + math.cos(math.pi * progress)
+    )
+    lr = run.config.lr * scale
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _train_epoch(run: _Run) -> tuple[float, bool]:
+    """One pass over shuffled training windows; returns (mean loss, stopped by the deadline)."""
+    run.model.train()
+    losses = []
+    for batch in run.train_set.batches(run.config.batch_size, run.rng):
+        _set_lr(run)
+        loss = masked_loss(run.model, batch, run.config.augment, run.generator)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+        run.optimizer.step()
+        run.step += 1
+        losses.append(loss.item())
+        if run.deadline is not None and time.monotonic() > run.deadline:
+            return float(np.mean(losses)), True
+    return float(np.mean(losses)), False
+
+
+@torch.no_grad()
+def evaluate_loss(model: torch.nn.Module, windows: WindowSet, batch_size: int = 32) -> float:
+    """Mean masked loss over `windows` without augmentation (NaN when there are none)."""
+    if len(windows) == 0:
+        return float("nan")
+    model.eval()
+    total, count = 0.0, 0
+    for batch in windows.batches(batch_size):
+        steps = int(batch.mask.sum())
+        total += masked_loss(model, batch).item() * steps
+        count += steps
+    return total / count
+
+
+def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
+    """Episodes and a short data summary for the metrics and the model card."""
+    from edgeliquid.data import load_dataset
+
+    episodes = load_dataset(data_dir)
+    manifest = _read_manifest(data_dir)
+    summary = {
+        "dir": str(data_dir),
+        "episodes": len(episodes),
+        "frames": int(sum(len(ep.commands) for ep in episodes)),
+        **{k: manifest[k] for k in ("seed", "shift", "dt_jitter", "action_noise") if k in manifest},
+    }
+    return episodes, summary
+
+
+def _read_manifest(data_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(data_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _init_model(config: TrainConfig, log: Log) -> torch.nn.Module:
+    """The --init checkpoint; it keeps its label statistics, so outputs stay in scale."""
+    from edgeliquid.model import load_checkpoint
+
+    model, _ = load_checkpoint(Path(config.init))
+    if config.arch is not None and model.config.arch != config.arch:
+        log(
+            f"warning: --init checkpoint is arch {model.config.arch!r}; "
+            f"using it and ignoring --arch {config.arch!r}"
+        )
+    return model
+
+
+def _prepare_model(config: TrainConfig, height: int, width: int, log: Log) -> torch.nn.Module:
+    """A fresh model sized to the episodes (seeded), or the --init one checked against them."""
+    from edgeliquid.model import NavPolicyConfig, build_policy
+
+    torch.manual_seed(config.seed)
+    if config.init is None:
+        arch = config.arch or "cfc"
+        return build_policy(NavPolicyConfig(arch=arch, input_height=height, input_width=width))
+    model = _init_model(config, log)
+    expected = (model.config.input_height, model.config.input_width)
+    if expected != (height, width):
+        raise EdgeLiquidError(
+            f"episodes are {height}x{width} but {config.init} takes "
+            f"{expected[0]}x{expected[1]}: collect at the model's input size"
+        )
+    return model
+
+
+def _set_label_statistics(model: torch.nn.Module, train_set: WindowSet) -> None:
+    used = np.unique(train_set.rows[:, 0]).tolist()
+    mean, std = command_statistics([train_set.episodes[i] for i in used])
+    model.command_mean.copy_(torch.from_numpy(mean))
+    model.command_std.copy_(torch.from_numpy(std))
+
+
+def _save(run: _Run, path: Path, data: dict[str, Any], epoch: int, val_loss: float) -> None:
+    from edgeliquid.model import save_checkpoint
+
+    save_checkpoint(
+        path,
+        run.model,
+        train_config=_plain(run.config),
+        data=data,
+        epoch=epoch,
+        val_loss=val_loss,
+    )
+
+
+def _plain(config: TrainConfig) -> dict[str, Any]:
+    """The config as JSON/`weights_only`-safe primitives."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train (augmented)")
+    ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE on normalised commands")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def closed_loop_none(checkpoint: Path, episodes: int, seed: int) -> dict[str, Any]:
+    """Success of a checkpoint on the in-distribution (`none`) shift, via `edgeliquid.evaluate`."""
+    from edgeliquid.evaluate import evaluate
+
+    report = evaluate(str(checkpoint), episodes=episodes, seed=seed, shifts=["none"], workers=1)
+    return report["results"][0]
+
+
+def _epoch_line(entry: dict[str, float]) -> str:
+    return (
+        f"epoch {entry['epoch']:3d}  train {entry['train_loss']:.4f}  val {entry['val_loss']:.4f}"
+        f"  lr {entry['lr']:.2e}  {entry['seconds']:.0f}s"
+    )
+
+
+def _fit(run: _Run, run_dir: Path, data: dict[str, Any], log: Log) -> dict[str, Any]:
+    """The epoch loop; saves best.pt on each validation improvement and last.pt at the end."""
+    best = {"epoch": 0, "val_loss": math.inf}
+    start = time.monotonic()
+    stopped = False
+    for epoch in range(1, run.config.epochs + 1):
+        train_loss, stopped = _train_epoch(run)
+        val_loss = evaluate_loss(run.model, run.val_set)
+        score = train_loss if math.isnan(val_loss) else val_loss
+        entry = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "lr": _set_lr(run),
+            "seconds": time.monotonic() - start,
+        }
+        run.history.append(entry)
+        log(_epoch_line(entry))
+        if score < best["val_loss"]:
+            best = {"epoch": epoch, "val_loss": score}
+            _save(run, run_dir / "best.pt", data, epoch, score)
+        if stopped:
+            log(f"stopping: --max-minutes {run.config.max_minutes} reached in epoch {epoch}")
+            break
+    _save(run, run_dir / "last.pt", data, run.history[-1]["epoch"], run.history[-1]["val_loss"])
+    return {
+        "best_epoch": best["epoch"],
+        "best_val_loss": best["val_loss"],
+        "stopped_by_time": stopped,
+        "train_seconds": time.monotonic() - start,
+    }
+
+
+def _build_run(config: TrainConfig, episodes: list, log: Log) -> _Run:
+    height, width = episodes[0].frames.shape[1:3]
+    model = _prepare_model(config, height, width, log)
+    train_set, val_set = split_windows(
+        episodes,
+        config.seq_len,
+        config.seq_shift,
+        config.val_fraction,
+        config.seed,
+        float(model.config.nominal_dt),
+    )
+    if config.init is None:
+        _set_label_statistics(model, train_set)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
+    return _Run(
+        model=model,
+        optimizer=optimizer,
+        config=config,
+        train_set=train_set,
+        val_set=val_set,
+        generator=torch.Generator().manual_seed(config.seed),
+        rng=np.random.default_rng(config.seed),
+        total_steps=math.ceil(len(train_set) / config.batch_size) * config.epochs,
+        deadline=deadline,
+    )
+
+
+def _describe(run: _Run, log: Log) -> dict[str, Any]:
+    from edgeliquid.model import estimate_flops
+
+    params = sum(p.numel() for p in run.model.parameters())
+    flops = int(estimate_flops(run.model))
+    arch = run.model.config.arch
+    log(
+        f"arch {arch}: {params} parameters, {flops / 1e6:.2f} MFLOP/step, "
+        f"{len(run.train_set)} training / {len(run.val_set)} validation windows"
+    )
+    return {
+        "arch": arch,
+        "param_count": params,
+        "flops_per_step": flops,
+        "model_config": json.loads(json.dumps(dataclasses.asdict(run.model.config))),
+        "train_windows": len(run.train_set),
+        "val_windows": len(run.val_set),
+    }
+
+
+def train(
+    data_dir: Path | str, run_dir: Path | str, config: TrainConfig, log: Log = print
+) -> TrainResult:
+    """Train (or fine-tune, with `config.init`) on the episodes in `data_dir`; see module doc."""
+    torch.set_num_threads(config.num_threads)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    episodes, data = _load_episodes(Path(data_dir))
+    wall_start = time.monotonic()
+    run = _build_run(config, episodes, log)
+    metrics: dict[str, Any] = {"train_config": _plain(config), "data": data, **_describe(run, log)}
+    metrics["initial_val_loss"] = evaluate_loss(run.model, run.val_set)
+    if config.init is not None and config.eval_episodes > 0:
+        metrics["init_eval_none"] = closed_loop_none(
+            Path(config.init), config.eval_episodes, config.eval_seed
+        )
+    metrics.update(_fit(run, run_dir, data, log))
+    metrics["wall_seconds"] = time.monotonic() - wall_start
+    metrics["history"] = run.history
+    if config.eval_episodes > 0:
+        metrics["eval_none"] = closed_loop_none(
+            run_dir / "best.pt", config.eval_episodes, config.eval_seed
+        )
+        log(f"closed loop, shift none: success {metrics['eval_none']['success_rate']:.2f}")
+    _plot_curves(run.history, run_dir / "curves.png")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return TrainResult(run_dir, run_dir / "best.pt", run_dir / "last.pt", metrics)

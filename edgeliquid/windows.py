@@ -1,0 +1,138 @@
+"""Training windows cut from recorded episodes (numpy only, no torch).
+
+Behaviour cloning trains on fixed-length windows of consecutive steps: the recurrent state
+starts at zero at each window's first step and is carried through the window (truncated
+backpropagation through time). Windows start every `seq_shift` steps; the last window of an
+episode is aligned to its end so no step is dropped, and an episode shorter than `seq_len`
+becomes one window padded at the end, with a mask that keeps the padding out of the loss.
+
+The split between training and validation is by episode, never by window: overlapping windows
+of one flight on both sides would make the validation loss look better than it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class EpisodeLike(Protocol):
+    """What windows need from an episode (`edgeliquid.data.Episode` fits)."""
+
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    commands: np.ndarray  # float32 [T, 4]
+    dt: np.ndarray  # float32 [T], seconds since the previous frame
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A stack of windows, padded to one length; `mask` is False on padding."""
+
+    frames: np.ndarray  # uint8 [B, L, H, W, 3]
+    commands: np.ndarray  # float32 [B, L, 4]
+    dt: np.ndarray  # float32 [B, L]
+    mask: np.ndarray  # bool [B, L]
+
+
+def make_windows(lengths: list[int], seq_len: int, seq_shift: int) -> np.ndarray:
+    """Rows (episode, start, length) covering every step of every episode.
+
+    >>> make_windows([10, 3], seq_len=4, seq_shift=4).tolist()
+    [[0, 0, 4], [0, 4, 4], [0, 6, 4], [1, 0, 3]]
+    """
+    if seq_len < 1 or seq_shift < 1:
+        raise ValueError(f"seq_len and seq_shift must be >= 1, got {seq_len} and {seq_shift}")
+    rows = []
+    for episode, length in enumerate(lengths):
+        if length <= 0:
+            continue
+        if length <= seq_len:
+            rows.append((episode, 0, length))
+            continue
+        starts = list(range(0, length - seq_len + 1, seq_shift))
+        if starts[-1] + seq_len < length:
+            starts.append(length - seq_len)
+        rows.extend((episode, start, seq_len) for start in starts)
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def split_episodes(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Shuffle episode indices with `seed`; hold out `val_fraction` of them (at least one).
+
+    With `val_fraction == 0` or a single episode there is no validation set.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(count).tolist()
+    if val_fraction == 0.0 or count < 2:
+        return sorted(order), []
+    n_val = min(max(1, round(count * val_fraction)), count - 1)
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def gather(episodes: list[EpisodeLike], rows: np.ndarray, seq_len: int, nominal_dt: float) -> Batch:
+    """Copy the windows in `rows` into one padded batch (padding dt = nominal, mask False)."""
+    first = episodes[int(rows[0, 0])].frames
+    batch = len(rows)
+    frames = np.zeros((batch, seq_len, *first.shape[1:]), dtype=np.uint8)
+    commands = np.zeros((batch, seq_len, 4), dtype=np.float32)
+    dt = np.full((batch, seq_len), nominal_dt, dtype=np.float32)
+    mask = np.zeros((batch, seq_len), dtype=bool)
+    for i, (episode, start, length) in enumerate(rows.tolist()):
+        ep = episodes[episode]
+        frames[i, :length] = ep.frames[start : start + length]
+        commands[i, :length] = ep.commands[start : start + length]
+        dt[i, :length] = ep.dt[start : start + length]
+        mask[i, :length] = True
+    return Batch(frames, commands, dt, mask)
+
+
+def command_statistics(
+    episodes: list[EpisodeLike], min_std: float = 1e-2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-command mean and std over all steps; std floored so a constant label stays finite."""
+    stacked = np.concatenate([np.asarray(ep.commands, dtype=np.float64) for ep in episodes])
+    mean = stacked.mean(axis=0)
+    std = np.maximum(stacked.std(axis=0), min_std)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """Windows over a list of episodes, served as padded batches."""
+
+    episodes: list[EpisodeLike]
+    rows: np.ndarray  # [N, 3] (episode, start, length), from make_windows
+    seq_len: int
+    nominal_dt: float  # dt written into padding
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batches(self, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[Batch]:
+        """Batches of `batch_size` windows: shuffled by `rng`, or in order when it is None."""
+        order = np.arange(len(self.rows)) if rng is None else rng.permutation(len(self.rows))
+        for start in range(0, len(order), batch_size):
+            rows = self.rows[np.sort(order[start : start + batch_size])]
+            yield gather(self.episodes, rows, self.seq_len, self.nominal_dt)
+
+
+def split_windows(
+    episodes: list[EpisodeLike],
+    seq_len: int,
+    seq_shift: int,
+    val_fraction: float,
+    seed: int,
+    nominal_dt: float,
+) -> tuple[WindowSet, WindowSet]:
+    """Training and validation windows, split by episode (see `split_episodes`)."""
+    _, val_ids = split_episodes(len(episodes), val_fraction, seed)
+    rows = make_windows([len(ep.commands) for ep in episodes], seq_len, seq_shift)
+    is_val = np.isin(rows[:, 0], val_ids)
+    return (
+        WindowSet(episodes, rows[~is_val], seq_len, nominal_dt),
+        WindowSet(episodes, rows[is_val], seq_len, nominal_dt),
+    )
