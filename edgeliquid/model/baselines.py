@@ -1,0 +1,162 @@
+"""LSTM, GRU and feed-forward CNN policies: the CfC policy's comparison points.
+
+Each shares NavPolicy's conv head, command scaling and API (`forward`, `step`,
+`initial_state`, `state_size`) and swaps only the core. Fair by construction:
+- hidden sizes default (`rnn_hidden=0`) to the size whose core + readout parameter count is
+  nearest the CfC core + readout, so whole policies are within a few percent of each other;
+- LSTM/GRU get dt (in nominal steps) as an extra input feature, as the CfC gets it as ts;
+- the cells are written out from `nn.LSTMCell` / `nn.GRUCell` parameters as plain matmuls, so
+  the exported graph holds no ONNX LSTM/GRU op (the dynamo exporter once set GRU's reset gate
+  wrongly, pytorch#189225). LSTM state = concat(h, c), one flat vector; the CNN has none
+  (state [B, 0] passes through).
+
+`build_policy(config)` picks the class from `POLICIES` by `config.arch`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgeliquid.model.cfc import WiredCfCCell
+from edgeliquid.model.flops import count_parameters
+from edgeliquid.model.policy import (
+    COMMAND_SIZE,
+    NavPolicy,
+    NavPolicyConfig,
+    PolicyBase,
+    build_wiring,
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _cfc_core_parameters(config: NavPolicyConfig) -> int:
+    cell = WiredCfCCell(config.feature_size, build_wiring(config), mode=config.cfc_mode)
+    return count_parameters(cell) + COMMAND_SIZE * COMMAND_SIZE + COMMAND_SIZE  # + readout
+
+
+def _lstm_parameters(features: int, h: int) -> int:
+    return 4 * h * (features + 1 + h + 2) + h * COMMAND_SIZE + COMMAND_SIZE
+
+
+def _gru_parameters(features: int, h: int) -> int:
+    return 3 * h * (features + 1 + h + 2) + h * COMMAND_SIZE + COMMAND_SIZE
+
+
+def _cnn_parameters(features: int, h: int) -> int:
+    return h * (features + 1) + h * COMMAND_SIZE + COMMAND_SIZE
+
+
+def matched_hidden(config: NavPolicyConfig, count: Callable[[int, int], int]) -> int:
+    """`config.rnn_hidden`, or (0) the hidden size whose core + readout is nearest the CfC's."""
+    if config.rnn_hidden:
+        return config.rnn_hidden
+    target = _cfc_core_parameters(config)
+    return min(range(1, 4097), key=lambda h: abs(count(config.feature_size, h) - target))
+
+
+def _dt_column(features: torch.Tensor, ts: Any) -> torch.Tensor:
+    """ts (float, 0-d, [B] or [B,1]) as a [B,1] feature column."""
+    if isinstance(ts, torch.Tensor) and ts.dim() == 1:
+        ts = ts.unsqueeze(-1)
+    return torch.zeros_like(features[:, :1]) + ts
+
+
+class LSTMPolicy(PolicyBase):
+    """Conv head → LSTM (input: features + dt) → linear readout; state = [h | c]."""
+
+    def __init__(self, config: NavPolicyConfig) -> None:
+        super().__init__(config)
+        self.hidden_size = matched_hidden(config, _lstm_parameters)
+        self.rnn = nn.LSTMCell(config.feature_size + 1, self.hidden_size)
+        self.readout = nn.Linear(self.hidden_size, COMMAND_SIZE)
+        self.core_summary = f"LSTM, hidden {self.hidden_size}, dt as input"
+
+    @property
+    def state_size(self) -> int:
+        return 2 * self.hidden_size
+
+    def core(self, features: torch.Tensor, state: torch.Tensor, ts: Any) -> tuple[Any, Any]:
+        x = torch.cat([features, _dt_column(features, ts)], 1)
+        h, c = torch.split(state, [self.hidden_size, self.hidden_size], dim=1)
+        gates = F.linear(x, self.rnn.weight_ih, self.rnn.bias_ih)
+        gates = gates + F.linear(h, self.rnn.weight_hh, self.rnn.bias_hh)
+        i, f, g, o = gates.chunk(4, 1)  # torch's gate order
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return self.readout(h), torch.cat([h, c], 1)
+
+    def core_flops(self) -> int:
+        h, inputs = self.hidden_size, self.config.feature_size + 1
+        matmuls = 2 * (inputs + h) * 4 * h + 2 * 4 * h + 4 * h  # two biases, one gate sum
+        return matmuls + 5 * h + 4 * h  # 3 sigmoid + 2 tanh, c/h products and sum
+
+
+class GRUPolicy(PolicyBase):
+    """Conv head → GRU (input: features + dt) → linear readout; state = h."""
+
+    def __init__(self, config: NavPolicyConfig) -> None:
+        super().__init__(config)
+        self.hidden_size = matched_hidden(config, _gru_parameters)
+        self.rnn = nn.GRUCell(config.feature_size + 1, self.hidden_size)
+        self.readout = nn.Linear(self.hidden_size, COMMAND_SIZE)
+        self.core_summary = f"GRU, hidden {self.hidden_size}, dt as input"
+
+    @property
+    def state_size(self) -> int:
+        return self.hidden_size
+
+    def core(self, features: torch.Tensor, state: torch.Tensor, ts: Any) -> tuple[Any, Any]:
+        x = torch.cat([features, _dt_column(features, ts)], 1)
+        i_r, i_z, i_n = F.linear(x, self.rnn.weight_ih, self.rnn.bias_ih).chunk(3, 1)
+        h_r, h_z, h_n = F.linear(state, self.rnn.weight_hh, self.rnn.bias_hh).chunk(3, 1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)  # reset gate applied after the hidden matmul, as torch
+        h = (1.0 - z) * n + z * state
+        return self.readout(h), h
+
+    def core_flops(self) -> int:
+        h, inputs = self.hidden_size, self.config.feature_size + 1
+        matmuls = 2 * (inputs + h) * 3 * h + 2 * 3 * h
+        return matmuls + 3 * h + 3 * h + 5 * h  # gate sums, sigmoid/tanh, blend
+
+
+class CNNPolicy(PolicyBase):
+    """Conv head → dense hidden layer → linear readout; no state, dt unused."""
+
+    def __init__(self, config: NavPolicyConfig) -> None:
+        super().__init__(config)
+        self.hidden_size = matched_hidden(config, _cnn_parameters)
+        self.hidden = nn.Linear(config.feature_size, self.hidden_size)
+        self.readout = nn.Linear(self.hidden_size, COMMAND_SIZE)
+        self.core_summary = f"feed-forward, hidden {self.hidden_size}, no state"
+
+    @property
+    def state_size(self) -> int:
+        return 0
+
+    def core(self, features: torch.Tensor, state: torch.Tensor, ts: Any) -> tuple[Any, Any]:
+        return self.readout(torch.relu(self.hidden(features))), state
+
+    def core_flops(self) -> int:
+        return (2 * self.config.feature_size + 2) * self.hidden_size  # matmul, bias, ReLU
+
+
+POLICIES: dict[str, Callable[[NavPolicyConfig], PolicyBase]] = {
+    "cfc": NavPolicy,
+    "lstm": LSTMPolicy,
+    "gru": GRUPolicy,
+    "cnn": CNNPolicy,
+}
+
+
+def build_policy(config: NavPolicyConfig | None = None) -> PolicyBase:
+    """A fresh policy of `config.arch` (default: the CfC NavPolicy)."""
+    config = config or NavPolicyConfig()
+    return POLICIES[config.arch](config)

@@ -1,0 +1,246 @@
+"""NavPolicy: RGB frames → conv head → wired CfC (NCP) → 4 body-frame commands.
+
+The shared pieces of every policy (config, conv head, command scaling, the sequence / step API)
+live here too; `baselines.py` swaps only the recurrent core.
+
+API (all architectures):
+    forward(frames[B,T,H,W,3] uint8, state=None, dt=None) -> (commands[B,T,4], state[B,S])
+    step(frame[B,H,W,3] uint8, state=None, dt=None) -> (command[B,4], state[B,S])
+    initial_state(batch_size) -> zeros[B,S]
+
+`dt` is seconds since the previous frame: None (nominal), a float, or a tensor ([B,T] / [B,T,1]
+for `forward`, [B] / [B,1] for `step`). Cores see time in nominal steps, `dt / nominal_dt`, so
+ts = 1 at the nominal rate, as in ncps's default and the drone paper's onboard model.
+Commands are (forward, right, down, yaw_rate) in m/s and rad/s; the network predicts them
+normalised and outputs `raw * command_std + command_mean` (buffers set by training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgeliquid.model.cfc import MODES, WiredCfCCell
+
+ARCHS = ("cfc", "lstm", "gru", "cnn")
+COMMAND_SIZE = 4  # forward, right, down, yaw_rate (design contract)
+Dt = float | torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class NavPolicyConfig:
+    """Everything needed to rebuild a policy; stored in checkpoints as a plain dict."""
+
+    arch: str = "cfc"  # cfc | lstm | gru | cnn: the baselines read the same config
+    # Half the drone paper's 144x256 per side: a 2 m target still spans pixels at 20 m, and
+    # the first conv layer (60% of the FLOPs) stays cheap enough to train on 2 CPU cores.
+    input_height: int = 72
+    input_width: int = 128
+    # Four stride-2 convs take 72x128 to 5x8; the 1x1 layer squeezes channels so the
+    # flattened map (where the target is) stays small for the feature layer.
+    conv_channels: tuple[int, ...] = (8, 12, 16, 24, 8)
+    conv_kernels: tuple[int, ...] = (5, 3, 3, 3, 1)  # 5x5 first: wider view at full res
+    conv_strides: tuple[int, ...] = (2, 2, 2, 2, 1)
+    feature_size: int = 32  # inputs to the recurrent core (the drone paper used 128)
+    feature_dropout: float = 0.1  # as the drone paper; only active in train()
+    ncp_units: int = 24  # AutoNCP: inter 12, command 8, motor 4 (paper: 18/12/4)
+    ncp_sparsity: float = 0.5  # ncps's default; fanouts 6/4, close to the paper's NCP
+    ncp_seed: int = 22222  # ncps's default wiring seed; the masks are saved with the weights
+    cfc_mode: str = "default"  # gated CfC; no_gate/pure are ablations
+    nominal_dt: float = 0.1  # seconds: the 10 Hz control rate the expert demonstrates
+    # 0: size LSTM/GRU/CNN hidden layers to match the CfC policy's parameter count (fair).
+    rnn_hidden: int = 0
+    # Per-channel RGB statistics of natural outdoor images (ImageNet); applied in the model.
+    image_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    image_std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # lists from a checkpoint dict → tuples
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+        self._check_choices()
+        self._check_conv()
+        self._check_ranges()
+
+    def _check_choices(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.cfc_mode not in MODES:
+            raise ValueError(f"cfc_mode must be one of {MODES}, got {self.cfc_mode!r}")
+        for name in ("image_mean", "image_std"):
+            if len(getattr(self, name)) != 3:
+                raise ValueError(f"{name} needs 3 values (R, G, B), got {getattr(self, name)}")
+        if min(self.image_std) <= 0:
+            raise ValueError(f"image_std must be > 0, got {self.image_std}")
+
+    def _check_conv(self) -> None:
+        n = len(self.conv_channels)
+        if n == 0 or len(self.conv_kernels) != n or len(self.conv_strides) != n:
+            raise ValueError(
+                "conv_channels, conv_kernels and conv_strides need the same non-zero length, "
+                f"got {n}, {len(self.conv_kernels)}, {len(self.conv_strides)}"
+            )
+        for name in ("conv_channels", "conv_kernels", "conv_strides"):
+            if min(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if min(self.conv_output_size()) < 1:
+            raise ValueError(
+                f"input {self.input_height}x{self.input_width} is too small for the conv stack"
+            )
+
+    def _check_ranges(self) -> None:
+        if self.feature_size < 1:
+            raise ValueError(f"feature_size must be >= 1, got {self.feature_size}")
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
+        if self.ncp_units < COMMAND_SIZE + 3:
+            raise ValueError(f"ncp_units must be >= {COMMAND_SIZE + 3}, got {self.ncp_units}")
+        if not 0.1 <= self.ncp_sparsity <= 0.9:
+            raise ValueError(f"ncp_sparsity must be in [0.1, 0.9], got {self.ncp_sparsity}")
+        if not self.nominal_dt > 0:
+            raise ValueError(f"nominal_dt must be > 0 s, got {self.nominal_dt}")
+        if self.rnn_hidden < 0:
+            raise ValueError(f"rnn_hidden must be >= 0 (0 = match the CfC), got {self.rnn_hidden}")
+
+    def conv_output_size(self) -> tuple[int, int]:
+        """(height, width) of the last conv map (padding k // 2 on every layer)."""
+        h, w = self.input_height, self.input_width
+        for k, s in zip(self.conv_kernels, self.conv_strides, strict=True):
+            h, w = (h + 2 * (k // 2) - k) // s + 1, (w + 2 * (k // 2) - k) // s + 1
+        return h, w
+
+
+class ConvHead(nn.Module):
+    """uint8 RGB [N,H,W,3] → features [N,F]: cast, normalise, NHWC→NCHW, convs, dense."""
+
+    def __init__(self, config: NavPolicyConfig) -> None:
+        super().__init__()
+        mean = torch.tensor(config.image_mean, dtype=torch.float32) * 255.0
+        std = torch.tensor(config.image_std, dtype=torch.float32) * 255.0
+        # From the config, not the state_dict: non-persistent.
+        self.register_buffer("pixel_mean", mean.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", std.view(1, 3, 1, 1), persistent=False)
+        layers: list[nn.Module] = []
+        in_channels = 3
+        stack = zip(config.conv_channels, config.conv_kernels, config.conv_strides, strict=True)
+        for c, k, s in stack:
+            layers += [nn.Conv2d(in_channels, c, k, stride=s, padding=k // 2), nn.ReLU()]
+            in_channels = c
+        self.convs = nn.Sequential(*layers)
+        h, w = config.conv_output_size()
+        self.dense = nn.Linear(in_channels * h * w, config.feature_size)
+        self.dropout = nn.Dropout(config.feature_dropout)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2).to(self.pixel_mean.dtype)
+        x = (x - self.pixel_mean) / self.pixel_std
+        x = self.convs(x).flatten(1)
+        return self.dropout(torch.tanh(self.dense(x)))
+
+
+class PolicyBase(nn.Module):
+    """Conv head + a recurrent core + command scaling; subclasses define `core`."""
+
+    core_summary = ""
+
+    def __init__(self, config: NavPolicyConfig) -> None:
+        super().__init__()
+        self._config = config
+        self.head = ConvHead(config)
+        self.register_buffer("command_mean", torch.zeros(COMMAND_SIZE))
+        self.register_buffer("command_std", torch.ones(COMMAND_SIZE))
+
+    @property
+    def config(self) -> NavPolicyConfig:
+        return self._config
+
+    @property
+    def state_size(self) -> int:
+        raise NotImplementedError
+
+    def core(self, features: torch.Tensor, state: torch.Tensor, ts: Any) -> tuple[Any, Any]:
+        """(features[B,F], state[B,S], ts) -> (normalised commands[B,4], state[B,S])."""
+        raise NotImplementedError
+
+    def core_flops(self) -> int:
+        """FLOPs of `core` for one sample (readout excluded)."""
+        raise NotImplementedError
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        """Zeros [B, S]: a fresh start (S may be 0)."""
+        return self.command_mean.new_zeros(batch_size, self.state_size)
+
+    def normalize_commands(self, commands: torch.Tensor) -> torch.Tensor:
+        """Physical commands [..., 4] → the normalised targets the network predicts."""
+        return (commands - self.command_mean) / self.command_std
+
+    def _timespan(self, dt: Dt, trailing: int) -> Any:
+        # dt seconds → nominal steps; tensors get a trailing unit axis ([B,1] or [B,T,1]).
+        if dt is None:
+            return 1.0
+        if isinstance(dt, torch.Tensor) and dt.dim() == trailing:
+            dt = dt.unsqueeze(-1)
+        if isinstance(dt, torch.Tensor):
+            dt = dt.to(self.command_mean.dtype)
+        return dt / self._config.nominal_dt
+
+    def step(
+        self, frame: torch.Tensor, state: torch.Tensor | None = None, dt: Dt = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One control step: frame [B,H,W,3] → (command [B,4] in physical units, state)."""
+        if state is None:
+            state = self.initial_state(frame.shape[0])
+        raw, state = self.core(self.head(frame), state, self._timespan(dt, trailing=1))
+        return raw * self.command_std + self.command_mean, state
+
+    def forward(
+        self, frames: torch.Tensor, state: torch.Tensor | None = None, dt: Dt = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A sequence: frames [B,T,H,W,3] → (commands [B,T,4], final state [B,S])."""
+        batch, steps = frames.shape[0], frames.shape[1]
+        features = self.head(frames.flatten(0, 1)).unflatten(0, (batch, steps))
+        ts = self._timespan(dt, trailing=2)
+        per_step = isinstance(ts, torch.Tensor) and ts.dim() == 3
+        if state is None:
+            state = self.initial_state(batch)
+        outputs = []
+        for t in range(steps):
+            raw, state = self.core(features[:, t], state, ts[:, t] if per_step else ts)
+            outputs.append(raw)
+        return torch.stack(outputs, 1) * self.command_std + self.command_mean, state
+
+
+def build_wiring(config: NavPolicyConfig) -> Any:
+    """The AutoNCP wiring of `config` (ncps imported here only)."""
+    from ncps.wirings import AutoNCP
+
+    return AutoNCP(config.ncp_units, COMMAND_SIZE, config.ncp_sparsity, config.ncp_seed)
+
+
+class NavPolicy(PolicyBase):
+    """Conv head → wired CfC (AutoNCP, 4 motor neurons) → linear readout → 4 commands."""
+
+    def __init__(self, config: NavPolicyConfig | None = None) -> None:
+        config = config or NavPolicyConfig()
+        super().__init__(config)
+        self.cfc = WiredCfCCell(config.feature_size, build_wiring(config), mode=config.cfc_mode)
+        self.readout = nn.Linear(COMMAND_SIZE, COMMAND_SIZE)  # the paper's Dense(4) head
+        inter, command, motor = self.cfc.layer_sizes
+        self.core_summary = (
+            f"wired CfC ({config.cfc_mode}), NCP inter {inter} / command {command} / motor {motor}"
+        )
+
+    @property
+    def state_size(self) -> int:
+        return self.cfc.state_size
+
+    def core(self, features: torch.Tensor, state: torch.Tensor, ts: Any) -> tuple[Any, Any]:
+        motor, state = self.cfc(features, state, ts)
+        return self.readout(motor), state
+
+    def core_flops(self) -> int:
+        return self.cfc.flops()

@@ -1,0 +1,180 @@
+"""NavPolicy and the baselines: size, FLOPs, sequence = step loop, dt, config checks, export."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from edgeliquid.model.baselines import POLICIES, GRUPolicy, LSTMPolicy, build_policy
+from edgeliquid.model.flops import count_parameters, estimate_flops
+from edgeliquid.model.policy import ARCHS, NavPolicy, NavPolicyConfig
+
+# A tiny config keeps the step-loop tests to milliseconds.
+TINY = NavPolicyConfig(
+    input_height=16,
+    input_width=24,
+    conv_channels=(4, 4),
+    conv_kernels=(3, 3),
+    conv_strides=(2, 2),
+    feature_size=8,
+    ncp_units=10,
+)
+
+
+def _frames(batch, steps, config=TINY, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (batch, steps, config.input_height, config.input_width, 3)
+    return torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
+
+
+def _policy(arch, config=TINY, seed=0):
+    torch.manual_seed(seed)
+    policy = build_policy(dataclasses.replace(config, arch=arch)).eval()
+    with torch.no_grad():  # non-trivial command scaling, so the test sees it applied
+        policy.command_mean.copy_(torch.tensor([1.0, -0.5, 0.2, 0.0]))
+        policy.command_std.copy_(torch.tensor([2.0, 1.5, 0.5, 0.8]))
+    return policy
+
+
+def test_default_cfc_policy_size_and_flops():
+    policy = NavPolicy()
+    params, flops = count_parameters(policy), estimate_flops(policy)
+    print(f"NavPolicy default: {params} parameters, {flops / 1e6:.2f} MFLOP/step")
+    assert 15_000 <= params <= 25_000
+    assert flops <= 10_000_000
+    assert flops > 2 * sum(p.numel() for p in policy.head.convs.parameters())  # convs slide
+    assert policy.state_size == 24 and policy.cfc.layer_sizes == (12, 8, 4)
+
+
+def test_baselines_match_the_cfc_parameter_count():
+    cfc = count_parameters(build_policy(NavPolicyConfig()))
+    for arch in ("lstm", "gru", "cnn"):
+        params = count_parameters(build_policy(NavPolicyConfig(arch=arch)))
+        print(f"{arch}: {params} parameters ({params / cfc - 1:+.1%} vs cfc {cfc})")
+        assert abs(params / cfc - 1) <= 0.10
+        assert estimate_flops(build_policy(NavPolicyConfig(arch=arch))) <= 10_000_000
+
+
+def test_registry_covers_every_arch():
+    assert set(POLICIES) == set(ARCHS)
+    assert type(build_policy(dataclasses.replace(TINY, arch="gru"))) is GRUPolicy
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_forward_equals_a_loop_of_steps_with_varying_dt(arch):
+    policy = _policy(arch)
+    frames = _frames(3, 5)
+    dt = torch.rand(3, 5, generator=torch.Generator().manual_seed(1)) * 0.3 + 0.02
+    with torch.no_grad():
+        commands, final = policy(frames, dt=dt)
+        state = policy.initial_state(3)
+        for t in range(5):
+            command, state = policy.step(frames[:, t], state, dt[:, t : t + 1])
+            torch.testing.assert_close(commands[:, t], command)
+        torch.testing.assert_close(final, state)
+        torch.testing.assert_close(policy(frames, dt=dt.unsqueeze(-1))[0], commands)
+    assert commands.shape == (3, 5, 4) and final.shape == (3, policy.state_size)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_dt_forms_agree_and_default_is_nominal(arch):
+    policy = _policy(arch)
+    frames = _frames(2, 4)
+    with torch.no_grad():
+        nominal = policy(frames)[0]
+        torch.testing.assert_close(policy(frames, dt=0.1)[0], nominal)
+        torch.testing.assert_close(policy(frames, dt=torch.tensor(0.1))[0], nominal)
+        torch.testing.assert_close(policy(frames, dt=torch.full((2, 4), 0.1))[0], nominal)
+        state = policy.initial_state(2)
+        one = policy.step(frames[:, 0], state, torch.full((2,), 0.1))[0]
+        torch.testing.assert_close(one, nominal[:, 0])
+
+
+@pytest.mark.parametrize("arch", ["cfc", "lstm", "gru"])
+def test_dt_changes_the_output(arch):
+    policy = _policy(arch)
+    frames = _frames(2, 4)
+    with torch.no_grad():
+        slow, fast = policy(frames, dt=0.05)[0], policy(frames, dt=0.4)[0]
+    assert (slow - fast).abs().max() > 1e-4
+
+
+def test_cnn_is_stateless_and_ignores_dt():
+    policy = _policy("cnn")
+    frames = _frames(2, 3)
+    with torch.no_grad():
+        commands, state = policy(frames, dt=0.05)
+        torch.testing.assert_close(policy(frames, dt=0.4)[0], commands)
+    assert state.shape == (2, 0)
+
+
+def test_commands_are_scaled_to_physical_units():
+    policy = _policy("cfc")
+    frame = _frames(2, 1)[:, 0]
+    with torch.no_grad():
+        command, _ = policy.step(frame, None, 0.1)
+        raw, _ = policy.core(policy.head(frame), policy.initial_state(2), 1.0)
+    torch.testing.assert_close(command, raw * policy.command_std + policy.command_mean)
+    torch.testing.assert_close(policy.normalize_commands(command), raw)
+
+
+@pytest.mark.parametrize("policy_cls, cell_cls", [(LSTMPolicy, "LSTMCell"), (GRUPolicy, "GRUCell")])
+def test_written_out_cells_equal_torch_cells(policy_cls, cell_cls):
+    torch.manual_seed(0)
+    policy = policy_cls(dataclasses.replace(TINY, rnn_hidden=6))
+    features = torch.randn(3, TINY.feature_size)
+    state = torch.randn(3, policy.state_size)
+    ts = torch.rand(3, 1)
+    with torch.no_grad():
+        _, ours = policy.core(features, state, ts)
+        inputs = torch.cat([features, ts], 1)
+        if cell_cls == "LSTMCell":
+            h, c = policy.rnn(inputs, (state[:, :6], state[:, 6:]))
+            expected = torch.cat([h, c], 1)
+        else:
+            expected = policy.rnn(inputs, state)
+    torch.testing.assert_close(ours, expected)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_step_exports_with_tensor_state_and_dt(arch):
+    policy = _policy(arch)
+
+    class Step(torch.nn.Module):
+        def forward(self, frame, state, dt):
+            return policy.step(frame, state, dt)
+
+    frame, state = _frames(2, 1)[:, 0], torch.randn(2, policy.state_size) * 0.1
+    exported = torch.export.export(Step(), (frame, state, torch.full((2, 1), 0.1)))
+    other_frame, other_dt = _frames(2, 1, seed=5)[:, 0], torch.tensor([[0.05], [0.3]])
+    with torch.no_grad():
+        expected = policy.step(other_frame, state, other_dt)
+    torch.testing.assert_close(exported.module()(other_frame, state, other_dt), expected)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(arch="transformer"), "arch must be one of"),
+        (dict(cfc_mode="fast"), "no_gate"),
+        (dict(conv_kernels=(3,)), "same non-zero length"),
+        (dict(input_height=0), "too small"),
+        (dict(image_std=(0.2, 0.0, 0.2)), "image_std must be > 0"),
+        (dict(image_mean=(0.5, 0.5)), "3 values"),
+        (dict(ncp_units=5), "ncp_units must be >= 7"),
+        (dict(ncp_sparsity=0.95), r"\[0.1, 0.9\]"),
+        (dict(nominal_dt=0.0), "nominal_dt"),
+        (dict(feature_dropout=1.0), "feature_dropout"),
+        (dict(rnn_hidden=-1), "rnn_hidden"),
+    ],
+)
+def test_config_validation_names_the_problem(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(NavPolicyConfig(), **change)
+
+
+def test_config_round_trips_through_a_plain_dict():
+    config = dataclasses.replace(TINY, arch="lstm", rnn_hidden=7)
+    fields = dataclasses.asdict(config).items()
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in fields}
+    assert NavPolicyConfig(**plain) == config
