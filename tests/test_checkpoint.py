@@ -1,0 +1,138 @@
+"""Checkpoints: exact round trip for every arch, one clear line for anything else."""
+
+import dataclasses
+import os
+
+import pytest
+import torch
+
+from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.model.baselines import build_policy
+from edgeliquid.model.checkpoint import load_checkpoint, save_checkpoint
+from edgeliquid.model.policy import ARCHS, NavPolicyConfig
+
+TINY = NavPolicyConfig(
+    input_height=16,
+    input_width=24,
+    conv_channels=(4, 4),
+    conv_kernels=(3, 3),
+    conv_strides=(2, 2),
+    feature_size=8,
+    ncp_units=10,
+)
+
+
+def _trained_looking(arch, seed=0):
+    torch.manual_seed(seed)
+    policy = build_policy(dataclasses.replace(TINY, arch=arch, ncp_seed=seed + 1))
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # away from any init a rebuild could reproduce
+        policy.command_mean.copy_(torch.tensor([1.5, 0.0, -0.2, 0.1]))
+        policy.command_std.copy_(torch.tensor([0.9, 0.4, 0.3, 0.6]))
+    return policy
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_round_trip_is_exact(tmp_path, arch):
+    policy = _trained_looking(arch)
+    path = save_checkpoint(tmp_path / "run.pt", policy, epoch=3, losses=[0.5, 0.25])
+    loaded, ckpt = load_checkpoint(path)
+    assert type(loaded) is type(policy) and not loaded.training
+    assert loaded.config == policy.config
+    assert ckpt["epoch"] == 3 and ckpt["losses"] == [0.5, 0.25]
+    expected = policy.state_dict()
+    assert list(loaded.state_dict()) == list(expected)
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    frames = torch.randint(0, 256, (2, 3, 16, 24, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        out, state = policy.eval()(frames, dt=0.07)
+        out2, state2 = loaded(frames, dt=0.07)
+    torch.testing.assert_close(out2, out, atol=0, rtol=0)
+    torch.testing.assert_close(state2, state, atol=0, rtol=0)
+
+
+def test_file_is_a_plain_weights_only_dict(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", _trained_looking("cfc"), note="hello")
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert raw["format"] == "edgeliquid-checkpoint" and raw["version"] == 1
+    assert raw["config"]["arch"] == "cfc" and raw["config"]["conv_channels"] == [4, 4]
+    assert "cfc.layer_0.sparsity_mask" in raw["state_dict"]  # the wiring travels with it
+    assert raw["note"] == "hello"
+
+
+def test_save_replaces_atomically_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, _trained_looking("gru", seed=0))
+    save_checkpoint(path, _trained_looking("lstm", seed=1))
+    assert os.listdir(tmp_path) == ["c.pt"]
+    assert load_checkpoint(path)[0].config.arch == "lstm"
+
+
+def test_save_rejects_reserved_or_unloadable_extras(tmp_path):
+    policy = _trained_looking("cnn")
+    with pytest.raises(ValueError, match="reserved"):
+        save_checkpoint(tmp_path / "c.pt", policy, config={})
+    with pytest.raises(ValueError, match=r"extra\['meta'\]\['when'\] is a object"):
+        save_checkpoint(tmp_path / "c.pt", policy, meta={"when": object()})
+    assert not list(tmp_path.iterdir())
+
+
+def _write_bad_files(tmp_path):
+    good = _trained_looking("cfc")
+    sd = good.state_dict()
+    ckpt = torch.load(save_checkpoint(tmp_path / "good.pt", good), weights_only=True)
+    wrong_shape = {**sd, "readout.weight": torch.zeros(2, 2)}
+    files = {
+        "missing.pt": None,
+        "text.pt": b"this is not a checkpoint\n",
+        "random.pt": bytes(torch.randint(0, 256, (4000,), dtype=torch.uint8).tolist()),
+        "empty.pt": b"",
+        "plain_state_dict.pt": sd,
+        "a_list.pt": [1, 2, 3],
+        "no_format.pt": {"config": ckpt["config"]},
+        "other_format.pt": {**ckpt, "format": "lightning"},
+        "future.pt": {**ckpt, "version": 2},
+        "bad_config.pt": {**ckpt, "config": {**ckpt["config"], "arch": "mamba"}},
+        "unknown_config_key.pt": {**ckpt, "config": {**ckpt["config"], "colour": 1}},
+        "wrong_keys.pt": {**ckpt, "state_dict": {"w": torch.zeros(1)}},
+        "wrong_shape.pt": {**ckpt, "state_dict": wrong_shape},
+    }
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (tmp_path / name).write_bytes(content)
+        elif content is not None:
+            torch.save(content, tmp_path / name)
+    return files
+
+
+EXPECTED_PROBLEM = {
+    "missing.pt": "does not exist",
+    "text.pt": "not a readable torch file",
+    "random.pt": "not a readable torch file",
+    "empty.pt": "not a readable torch file",
+    "plain_state_dict.pt": "plain state_dict",
+    "a_list.pt": "holds a list",
+    "no_format.pt": "no 'format' key",
+    "other_format.pt": "format 'lightning'",
+    "future.pt": "version 2",
+    "bad_config.pt": "arch must be one of",
+    "unknown_config_key.pt": "colour",
+    "wrong_keys.pt": "do not fit its config",
+    "wrong_shape.pt": "readout.weight",
+}
+
+
+def test_non_checkpoints_fail_with_one_clear_line(tmp_path):
+    files = _write_bad_files(tmp_path)
+    assert set(files) == set(EXPECTED_PROBLEM)
+    for name, problem in EXPECTED_PROBLEM.items():
+        with pytest.raises(EdgeLiquidError) as info:
+            load_checkpoint(tmp_path / name)
+        message = str(info.value)
+        assert str(tmp_path / name) in message, message
+        assert problem in message, message
+        assert "\n" not in message and len(message) < 300, message
+    with pytest.raises(EdgeLiquidError, match="is a directory"):
+        load_checkpoint(tmp_path)
