@@ -1,0 +1,373 @@
+"""The control loop: newest frame → policy step → clamped command → sink, at a fixed rate.
+
+Every tick emits exactly one message, so the setpoint stream an autopilot watches never stops
+and never repeats a stale command. The fail-safe ladder, checked each tick:
+
+  no frame yet / frame older than max_frame_age   → hold ("no_frame", "stale_frame")
+  source lost (reopening with back-off)           → hold ("source_lost") once its frame is stale
+  policy step not back within the step budget     → hold ("overrun"); logged after N in a row
+  policy step raised                              → hold ("step_error"), logged
+  non-finite command or state                     → hold ("nonfinite") and reset the state
+  holding longer than reset_after_s               → reset the recurrent state (logged)
+  sink raises                                     → logged (rate-limited); the loop keeps going
+  stop() (SIGTERM/SIGINT), --duration, max_steps  → one final hold ("shutdown"), flush, return
+
+A policy command is `ok`, or `degraded` when it had to be clamped to the metadata's limits or
+the measured dt fell outside `dt_range_s`. Ticks without a new frame (a 10 Hz camera under a
+20 Hz loop) re-send the last command while its frame is younger than max_frame_age.
+
+Policy steps run on one worker thread, so a hung step cannot silence the stream. Time comes
+from an injected clock (`FastClock` runs the loop without real-time waits) and measured dt
+between frames is fed to dt-input graphs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.runtime.notify import Notifier
+from edgeliquid.runtime.sinks import CommandMessage, Sink
+from edgeliquid.runtime.sources import Clock, Frame, FrameSource, MonotonicClock
+
+log = logging.getLogger(__name__)
+HOLD = np.zeros(4, np.float32)
+
+
+@dataclass
+class DaemonConfig:
+    """How the loop runs and when it falls back to hold."""
+
+    rate_hz: float = 10.0  # setpoint rate; PX4 offboard needs ≥ 2 Hz
+    max_frame_age_s: float = 0.25  # an older frame is stale → hold
+    step_budget_s: float | None = None  # wait this long for a step; None: 80 % of a period
+    overrun_log_after: int = 3  # consecutive overruns before the warning
+    reset_after_s: float = 1.0  # holding longer than this → reset the recurrent state
+    dt_range_s: tuple[float, float] = (0.005, 0.5)  # measured dt is clamped into this
+    duration_s: float | None = None  # stop after this long (None: until stopped)
+    max_steps: int | None = None  # stop after this many ticks (None: no limit)
+    stats_every_s: float = 5.0  # stats line period on stderr
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rate_hz <= 1000:
+            raise ValueError(f"rate_hz must be in (0, 1000] Hz, got {self.rate_hz}")
+        if not self.max_frame_age_s > 0:
+            raise ValueError(f"max_frame_age_s must be > 0 s, got {self.max_frame_age_s}")
+        if self.step_budget_s is not None and not 0 < self.step_budget_s <= self.period:
+            raise ValueError(
+                f"step_budget_s must be in (0, {self.period}] s (one period), "
+                f"got {self.step_budget_s}"
+            )
+        if self.duration_s is not None and self.duration_s < 0:
+            raise ValueError(f"duration_s must be ≥ 0 s or None, got {self.duration_s}")
+        low, high = self.dt_range_s
+        if not 0 < low < high:
+            raise ValueError(f"dt_range_s must be (low, high) with 0 < low < high, got {low, high}")
+
+    @property
+    def period(self) -> float:
+        return 1.0 / self.rate_hz
+
+    @property
+    def budget(self) -> float:
+        return self.step_budget_s if self.step_budget_s is not None else 0.8 * self.period
+
+
+@dataclass
+class RunStats:
+    """What happened during a run (cumulative), plus the current stats window's latencies."""
+
+    ticks: int = 0
+    steps: int = 0  # policy steps that returned in time
+    holds: int = 0
+    degraded: int = 0
+    misses: int = 0  # ticks that started more than a period late
+    resets: int = 0  # recurrent-state resets by the ladder
+    sink_errors: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    window: deque = field(default_factory=lambda: deque(maxlen=4096))  # latencies, ms
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.window, q)) if self.window else float("nan")
+
+    def line(self) -> str:
+        return (
+            f"{self.ticks} ticks, {self.steps} steps | step p50 {self.percentile(50):.2f} ms "
+            f"p99 {self.percentile(99):.2f} ms | misses {self.misses} | holds {self.holds} "
+            f"| degraded {self.degraded} | resets {self.resets} | sink errors {self.sink_errors}"
+        )
+
+
+@dataclass
+class _StepResult:
+    command: np.ndarray
+    latency_ms: float
+    state_before: np.ndarray
+    state_finite: bool
+
+
+class Daemon:
+    """Flies `policy` on `source` frames, sending one message per tick to `sink`."""
+
+    def __init__(
+        self,
+        policy,
+        source: FrameSource,
+        sink: Sink,
+        config: DaemonConfig | None = None,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+        recorder=None,
+    ) -> None:
+        self.policy, self.source, self.sink = policy, source, sink
+        self.config = config or DaemonConfig()
+        self.clock = clock or MonotonicClock()
+        self.notifier = notifier or Notifier({})
+        self.recorder = recorder
+        self.stats = RunStats()
+        self.limits = np.asarray(policy.limits, np.float32)
+        self.nominal_dt = float(policy.metadata.nominal_dt)
+        self._stop = threading.Event()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-step")
+        self._pending: Future | None = None
+        self._reset_pending = False
+        self._last_index = -1  # index of the last frame handed to the policy
+        self._last_stamp: float | None = None
+        self._last: tuple[np.ndarray, str, str, float] = (HOLD, "hold", "no_frame", 0.0)
+        self._hold_since: float | None = None
+        self._overruns = 0
+        self._seq = 0
+        self._last_sink_log = -float("inf")
+
+    def stop(self) -> None:
+        """Ask the loop to finish its tick, send a final hold and return (signal-safe)."""
+        self._stop.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> RunStats:
+        """Run until stopped, out of duration/steps, or the finite source ran out."""
+        start = self.clock.now()
+        deadline, next_stats = start, start + self.config.stats_every_s
+        self.notifier.ready(f"flying at {self.config.rate_hz:g} Hz")
+        try:
+            while not self._should_stop(start):
+                self._emit(*self._tick())
+                self.notifier.watchdog()
+                next_stats = self._maybe_stats(next_stats)
+                deadline = self._pace(deadline)
+        finally:
+            self._shutdown()
+        return self.stats
+
+    def _should_stop(self, start: float) -> bool:
+        cfg, now = self.config, self.clock.now()
+        if self._stop.is_set():
+            return True
+        if cfg.duration_s is not None and now - start >= cfg.duration_s - 1e-9:
+            return True
+        if cfg.max_steps is not None and self.stats.ticks >= cfg.max_steps:
+            return True
+        frame = self.source.latest()
+        if self.source.finished and (frame is None or frame.index == self._last_index):
+            log.info("%s finished", getattr(self.source, "name", "source"))
+            return True
+        return False
+
+    def _pace(self, deadline: float) -> float:
+        """Sleep until the next deadline; a tick that starts a period late is a miss."""
+        deadline += self.config.period
+        now = self.clock.now()
+        if now > deadline:
+            self.stats.misses += 1
+            if now > deadline + self.config.period:
+                return now  # re-anchor instead of bursting to catch up
+        self.clock.sleep_until(deadline)
+        return deadline
+
+    def _maybe_stats(self, next_stats: float) -> float:
+        now = self.clock.now()
+        if now < next_stats:
+            return next_stats
+        line = self.stats.line()
+        log.info(line)
+        self.notifier.status(line)
+        self.stats.window.clear()
+        return now + self.config.stats_every_s
+
+    def _shutdown(self) -> None:
+        try:
+            self._emit(HOLD, "hold", "shutdown", 0.0)
+        finally:
+            try:
+                self.sink.flush()
+            except Exception as e:  # a broken sink must not turn a clean stop into a crash
+                log.warning("flushing %s failed: %s", self.sink.name, e)
+            self._worker.shutdown(wait=False, cancel_futures=True)
+            self.notifier.stopping()
+            log.info("stopped: %s", self.stats.line())
+
+    # -- one tick ---------------------------------------------------------------------------
+
+    def _tick(self) -> tuple[np.ndarray, str, str, float]:
+        """(command, status, reason, latency_ms) for this tick."""
+        now = self.clock.now()
+        frame = self.source.latest()
+        fault = self._frame_fault(frame, now)
+        if fault:
+            return HOLD, "hold", fault, 0.0
+        if frame.index == self._last_index:
+            return self._last
+        if self._pending is not None and not self._pending.done():
+            return self._overrun("previous step still running")
+        self._last = self._step(frame)
+        return self._last
+
+    def _frame_fault(self, frame: Frame | None, now: float) -> str:
+        if frame is None:
+            return "source_lost" if self.source.lost else "no_frame"
+        if now - frame.stamp > self.config.max_frame_age_s:
+            return "source_lost" if self.source.lost else "stale_frame"
+        return ""
+
+    def _measured_dt(self, frame: Frame) -> tuple[float, bool]:
+        """dt since the last stepped frame, clamped; True if it had to be clamped."""
+        if self._last_stamp is None:
+            return self.nominal_dt, False
+        low, high = self.config.dt_range_s
+        raw = frame.stamp - self._last_stamp
+        dt = min(max(raw, low), high)
+        return dt, dt != raw
+
+    def _step(self, frame: Frame) -> tuple[np.ndarray, str, str, float]:
+        dt, dt_clamped = self._measured_dt(frame)
+        try:
+            image = self.policy.prepare(frame.image)
+        except EdgeLiquidError as e:
+            log.warning("unusable frame from %s: %s", getattr(self.source, "name", "source"), e)
+            self._last_index = frame.index
+            return HOLD, "hold", "bad_frame", 0.0
+        reset, self._reset_pending = self._reset_pending, False
+        self._last_index, self._last_stamp = frame.index, frame.stamp
+        self._pending = self._worker.submit(self._policy_step, image, dt, reset)
+        try:
+            result = self._pending.result(timeout=self.config.budget)
+        except FutureTimeout:
+            return self._overrun(f"step took longer than {self.config.budget * 1e3:.1f} ms")
+        except Exception as e:  # the policy failed (ORT error, bad output): hold, keep flying
+            log.warning("policy step failed: %s", e)
+            return HOLD, "hold", "step_error", 0.0
+        self._overruns = 0
+        self.stats.steps += 1
+        self.stats.window.append(result.latency_ms)
+        if self.recorder is not None:
+            self.recorder.add(image, dt, result.state_before, result.command, frame.stamp)
+        return self._judge(frame, result, dt_clamped)
+
+    def _policy_step(self, image: np.ndarray, dt: float, reset: bool) -> _StepResult:
+        if reset:
+            self.policy.reset()
+        state_before = self.policy.state
+        t0 = time.perf_counter()
+        command = self.policy.step(image, dt)
+        latency_ms = (time.perf_counter() - t0) * 1e3
+        finite = bool(np.isfinite(self.policy.state).all())
+        return _StepResult(command, latency_ms, state_before, finite)
+
+    def _judge(self, frame, result: _StepResult, dt_clamped: bool):
+        """Turn a step's raw output into (command, status, reason, latency)."""
+        latency = result.latency_ms
+        if not (np.isfinite(result.command).all() and result.state_finite):
+            self._request_reset("non-finite policy output")
+            return HOLD, "hold", "nonfinite", latency
+        if self.clock.now() - frame.stamp > self.config.max_frame_age_s:
+            return HOLD, "hold", "stale_frame", latency
+        command = np.clip(result.command, -self.limits, self.limits)
+        if not np.array_equal(command, result.command):
+            return command, "degraded", "clamped", latency
+        if dt_clamped:
+            return command, "degraded", "dt_clamped", latency
+        return command, "ok", "", latency
+
+    def _overrun(self, why: str) -> tuple[np.ndarray, str, str, float]:
+        self._overruns += 1
+        if self._overruns == self.config.overrun_log_after:
+            log.warning(
+                "policy step over budget %d times in a row (%s): holding", self._overruns, why
+            )
+        return HOLD, "hold", "overrun", 0.0
+
+    def _request_reset(self, why: str) -> None:
+        log.warning("%s: resetting the recurrent state", why)
+        self._reset_pending = True
+        self._last_stamp = None  # the first step after a reset uses the nominal dt
+        self.stats.resets += 1
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _emit(self, command: np.ndarray, status: str, reason: str, latency_ms: float) -> None:
+        now = self.clock.now()
+        self._track_holds(status, now)
+        message = CommandMessage.make(self._seq, now, command, status, reason, latency_ms)
+        self._seq += 1
+        self.stats.ticks += 1
+        self.stats.holds += status == "hold"
+        self.stats.degraded += status == "degraded"
+        if reason:
+            self.stats.reasons[reason] += 1
+        try:
+            self.sink.send(message)
+        except Exception as e:  # any sink failure is logged; the loop (and the ladder) go on
+            self._sink_failed(e, now)
+        self.source.command(command)
+
+    def _track_holds(self, status: str, now: float) -> None:
+        if status != "hold":
+            self._hold_since = None
+            return
+        if self._hold_since is None:
+            self._hold_since = now
+        elif now - self._hold_since > self.config.reset_after_s and not self._reset_pending:
+            self._request_reset(f"holding for {now - self._hold_since:.2f} s")
+            self._hold_since = now
+
+    def _sink_failed(self, error: Exception, now: float) -> None:
+        self.stats.sink_errors += 1
+        if now - self._last_sink_log >= self.config.stats_every_s:
+            log.warning(
+                "sink %s failed (%d so far): %s", self.sink.name, self.stats.sink_errors, error
+            )
+            self._last_sink_log = now
+
+
+@contextmanager
+def stop_on_signals(daemon: Daemon):
+    """SIGTERM and SIGINT ask `daemon` to stop cleanly (main thread only); restored after."""
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, lambda *_: daemon.stop())
+    try:
+        yield daemon
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def send_hold(sink: Sink, reason: str, clock: Clock | None = None) -> None:
+    """One hold message (e.g. before giving up at start-up); sink errors are only logged."""
+    now = (clock or MonotonicClock()).now()
+    try:
+        sink.send(CommandMessage.make(0, now, HOLD, "hold", reason))
+        sink.flush()
+    except Exception as e:  # we are already failing; the original error is what matters
+        log.warning("could not send a hold to %s: %s", sink.name, e)

@@ -1,0 +1,114 @@
+"""The MAVLink sink: body-frame velocity + yaw-rate setpoints and a 1 Hz heartbeat (pymavlink).
+
+Each command becomes `SET_POSITION_TARGET_LOCAL_NED` in `MAV_FRAME_BODY_NED` (PX4; ArduPilot
+reads body velocities in `MAV_FRAME_BODY_OFFSET_NED`, pass `frame=9`) with the type mask that
+ignores position, acceleration and yaw, leaving vx, vy, vz and yaw_rate: 1479, built from
+pymavlink's named flags. The hold command (all zeros) is a hover setpoint, so the stream that
+PX4 offboard mode needs (≥2 Hz) never stops while the daemon runs; a heartbeat identifies us
+as an onboard controller. pymavlink is imported here only, when a mavlink sink is opened.
+
+CONN is any pymavlink connection string: `udpout:127.0.0.1:14540`, `tcp:HOST:PORT`,
+`/dev/ttyTHS1,921600` (serial device, then baud after a comma).
+"""
+
+from __future__ import annotations
+
+import time
+
+from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.runtime.sinks import CommandMessage, Sink
+
+BODY_NED = 8
+COMPANION_COMPONENT = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
+
+
+def _mavlink_modules():
+    try:
+        from pymavlink import mavutil
+        from pymavlink.dialects.v20 import common
+    except ImportError:
+        raise EdgeLiquidError(
+            "the mavlink sink needs pymavlink: pip install 'edgeliquid[mavlink]'"
+        ) from None
+    return mavutil, common
+
+
+def velocity_yaw_rate_mask() -> int:
+    """type_mask that keeps vx, vy, vz and yaw_rate and ignores everything else (= 1479)."""
+    _, mav = _mavlink_modules()
+    ignored = (
+        mav.POSITION_TARGET_TYPEMASK_X_IGNORE,
+        mav.POSITION_TARGET_TYPEMASK_Y_IGNORE,
+        mav.POSITION_TARGET_TYPEMASK_Z_IGNORE,
+        mav.POSITION_TARGET_TYPEMASK_AX_IGNORE,
+        mav.POSITION_TARGET_TYPEMASK_AY_IGNORE,
+        mav.POSITION_TARGET_TYPEMASK_AZ_IGNORE,
+        mav.POSITION_TARGET_TYPEMASK_YAW_IGNORE,
+    )
+    mask = 0
+    for flag in ignored:
+        mask |= flag
+    return mask
+
+
+class MavlinkSink(Sink):
+    """Velocity + yaw-rate setpoints to an autopilot over any pymavlink connection."""
+
+    def __init__(
+        self,
+        conn: str,
+        system: int = 1,  # the vehicle's system id: a companion shares it
+        component: int = COMPANION_COMPONENT,
+        target: tuple[int, int] = (1, 1),  # autopilot system, component
+        frame: int = BODY_NED,
+        heartbeat_s: float = 1.0,
+    ) -> None:
+        if frame not in (BODY_NED, 9):
+            raise ValueError(f"frame must be 8 (BODY_NED) or 9 (BODY_OFFSET_NED), got {frame}")
+        self.conn, self.system, self.component = conn, system, component
+        self.target, self.frame, self.heartbeat_s = target, frame, heartbeat_s
+        self.name = f"mavlink:{conn}"
+        self.mask = velocity_yaw_rate_mask()
+        self._link = None
+        self._started = 0.0
+        self._last_heartbeat = -float("inf")
+
+    def open(self) -> None:
+        mavutil, _ = _mavlink_modules()
+        device, _, baud = self.conn.partition(",")
+        try:
+            self._link = mavutil.mavlink_connection(
+                device,
+                baud=int(baud) if baud else 57600,
+                source_system=self.system,
+                source_component=self.component,
+            )
+        except (OSError, ValueError) as e:
+            raise EdgeLiquidError(f"cannot open MAVLink connection {self.conn!r}: {e}") from None
+        self._started = time.monotonic()
+        self._heartbeat(self._started)
+
+    def _heartbeat(self, now: float) -> None:
+        _, mav = _mavlink_modules()
+        self._link.mav.heartbeat_send(
+            mav.MAV_TYPE_ONBOARD_CONTROLLER, mav.MAV_AUTOPILOT_INVALID, 0, 0, mav.MAV_STATE_ACTIVE
+        )
+        self._last_heartbeat = now
+
+    def send(self, message: CommandMessage) -> None:
+        if self._link is None:
+            raise OSError(f"{self.name} is not open")
+        now = time.monotonic()
+        if now - self._last_heartbeat >= self.heartbeat_s:
+            self._heartbeat(now)
+        forward, right, down, yaw_rate = message.command
+        boot_ms = int((now - self._started) * 1000) & 0xFFFFFFFF
+        self._link.mav.set_position_target_local_ned_send(
+            boot_ms, *self.target, self.frame, self.mask,
+            0.0, 0.0, 0.0, forward, right, down, 0.0, 0.0, 0.0, 0.0, yaw_rate,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        if self._link is not None:
+            self._link.close()
+            self._link = None

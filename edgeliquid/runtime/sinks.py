@@ -1,0 +1,208 @@
+"""Command sinks: where each control step's command goes (stdout, UDP, CSV, MAVLink, nowhere).
+
+Every message carries the sequence number, the daemon's monotonic timestamp, the four command
+values (forward, right, down m/s; yaw_rate rad/s, body FRD), the status (`ok`, `hold`,
+`degraded`), why (for anything but ok) and the policy step's latency. Sinks are small context
+managers; a sink that fails raises and the daemon logs it and keeps flying (the fail-safe
+ladder's last rung), so sinks never swallow their own errors. Network sinks default to
+loopback. `open_sink(spec)` maps the `--sink` argument to a sink.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.runtime.metadata import COMMAND_NAMES
+
+STATUSES = ("ok", "hold", "degraded")
+CSV_FIELDS = ("seq", "t", *COMMAND_NAMES, "status", "reason", "latency_ms")
+
+
+@dataclass(frozen=True)
+class CommandMessage:
+    """One control step's output, as every sink sends it."""
+
+    seq: int
+    t: float  # the daemon's monotonic clock, seconds
+    command: tuple[float, float, float, float]  # forward, right, down (m/s), yaw_rate (rad/s)
+    status: str  # ok | hold | degraded
+    reason: str = ""  # why the status is not ok, e.g. "stale_frame", "nonfinite", "shutdown"
+    latency_ms: float = 0.0  # the policy step's wall time (0 when no step ran)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if len(self.command) != len(COMMAND_NAMES):
+            raise ValueError(f"command needs {len(COMMAND_NAMES)} values, got {self.command}")
+
+    @classmethod
+    def make(cls, seq, t, command, status, reason="", latency_ms=0.0) -> CommandMessage:
+        values = tuple(float(v) for v in np.asarray(command, np.float64).reshape(-1))
+        return cls(seq, float(t), values, status, reason, float(latency_ms))
+
+    def to_dict(self) -> dict:
+        out: dict = {"seq": self.seq, "t": round(self.t, 6)}
+        out |= {name: value for name, value in zip(COMMAND_NAMES, self.command, strict=True)}
+        out |= {"status": self.status, "reason": self.reason, "latency_ms": self.latency_ms}
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+class Sink:
+    """Base class: `open()`, `send(message)` per step, `flush()`, `close()`."""
+
+    name = "sink"
+
+    def open(self) -> None:
+        """Acquire the output (socket, file, link)."""
+
+    def send(self, message: CommandMessage) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Push out anything buffered."""
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> Sink:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NullSink(Sink):
+    """Keeps only a count and the last message (soak tests, benchmarks)."""
+
+    name = "null"
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last: CommandMessage | None = None
+
+    def send(self, message: CommandMessage) -> None:
+        self.count += 1
+        self.last = message
+
+
+class StdoutSink(Sink):
+    """JSON lines, flushed per line so a pipe sees each command at once."""
+
+    name = "stdout"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    def send(self, message: CommandMessage) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(message.to_json() + "\n")
+        stream.flush()
+
+
+class UdpSink(Sink):
+    """One JSON datagram per command to HOST:PORT (IPv4 or IPv6)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.name = f"udp://{host}:{port}"
+        self._sock: socket.socket | None = None
+        self._addr: tuple | None = None
+
+    def open(self) -> None:
+        try:
+            family, kind, proto, _, addr = socket.getaddrinfo(
+                self.host, self.port, type=socket.SOCK_DGRAM
+            )[0]
+        except socket.gaierror as e:
+            raise EdgeLiquidError(f"cannot resolve {self.name}: {e.strerror}") from None
+        self._sock = socket.socket(family, kind, proto)
+        self._addr = addr
+
+    def send(self, message: CommandMessage) -> None:
+        if self._sock is None:
+            raise OSError(f"{self.name} is not open")
+        self._sock.sendto(message.to_json().encode(), self._addr)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class CsvSink(Sink):
+    """A CSV file with a header row; flushed every `flush_every` rows and on close."""
+
+    def __init__(self, path: str | Path, flush_every: int = 50) -> None:
+        self.path = Path(path)
+        self.name = f"csv:{self.path}"
+        self.flush_every = flush_every
+        self._file: TextIO | None = None
+        self._writer = None
+        self._rows = 0
+
+    def open(self) -> None:
+        try:
+            self._file = self.path.open("w", newline="")
+        except OSError as e:
+            raise EdgeLiquidError(f"cannot write {self.path}: {e.strerror}") from None
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(CSV_FIELDS)
+
+    def send(self, message: CommandMessage) -> None:
+        if self._writer is None:
+            raise OSError(f"{self.name} is not open")
+        row = message.to_dict()
+        self._writer.writerow([row[k] for k in CSV_FIELDS])
+        self._rows += 1
+        if self._rows % self.flush_every == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def parse_udp(spec: str) -> tuple[str, int]:
+    """`udp://HOST:PORT` (HOST may be empty for loopback, or [v6]) → (host, port)."""
+    rest = spec.removeprefix("udp://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise EdgeLiquidError(f"bad UDP sink {spec!r}: expected udp://HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def open_sink(spec: str, stream: TextIO | None = None) -> Sink:
+    """The sink for a `--sink` value: stdout, null, udp://H:P, csv:PATH, mavlink:CONN."""
+    if spec == "stdout":
+        return StdoutSink(stream)
+    if spec == "null":
+        return NullSink()
+    if spec.startswith("udp://"):
+        return UdpSink(*parse_udp(spec))
+    if spec.startswith("csv:") and len(spec) > 4:
+        return CsvSink(spec[4:])
+    if spec.startswith("mavlink:") and len(spec) > 8:
+        from edgeliquid.runtime.mavlink import MavlinkSink
+
+        return MavlinkSink(spec[8:])
+    raise EdgeLiquidError(
+        f"no sink {spec!r}: expected stdout, udp://HOST:PORT, mavlink:CONN, csv:PATH or null"
+    )

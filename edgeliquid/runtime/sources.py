@@ -1,0 +1,294 @@
+"""Frame sources: each a small context manager that hands the daemon the newest RGB frame.
+
+A capture thread reads as fast as the device delivers and keeps only the newest frame, stamped
+with the clock's monotonic time (OpenCV/V4L2 queue several buffers, so a slow reader would
+otherwise fly on old frames). Colour is converted BGR → RGB here, once. Live sources (camera,
+V4L2 device, URL, GStreamer pipeline) that drop out are reopened with exponential back-off while
+the daemon holds; finite ones (video file, image folder) play once at their frame rate and then
+report `finished`.
+
+`open_source(spec)` maps the `--source` argument to a source; the simulator source lives in
+`edgeliquid.runtime.simsource`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from edgeliquid.errors import EdgeLiquidError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+
+
+class EndOfStream(Exception):
+    """Raised by a finite source's `_grab` when it has delivered its last frame."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One RGB frame (uint8 HxWx3), its capture time on the daemon's clock, and its number."""
+
+    image: np.ndarray
+    stamp: float
+    index: int
+
+
+class Clock(Protocol):
+    """Where the daemon and the sources read the time and wait."""
+
+    def now(self) -> float: ...
+
+    def sleep_until(self, deadline: float) -> None: ...
+
+
+class MonotonicClock:
+    """Real time: `time.monotonic()`, and sleeping until a deadline."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep_until(self, deadline: float) -> None:
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+class FastClock:
+    """Virtual time that jumps to each deadline at once: soak tests and fast simulation."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+
+    def now(self) -> float:
+        return self._now
+
+    def sleep_until(self, deadline: float) -> None:
+        self._now = max(self._now, deadline)
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+
+class FrameSource:
+    """Base class: a context manager whose `latest()` is the newest frame (or None yet)."""
+
+    name = "source"
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or MonotonicClock()
+        self.lost = False  # the device dropped out and is being reopened
+        self.finished = False  # a finite source delivered its last frame
+        self._frame: Frame | None = None
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        """Start delivering frames; raise EdgeLiquidError if the source cannot be opened."""
+
+    def close(self) -> None:
+        """Stop and release the device."""
+
+    def latest(self) -> Frame | None:
+        with self._lock:
+            return self._frame
+
+    def command(self, command: np.ndarray) -> None:
+        """The command the daemon just sent (only a simulated source acts on it)."""
+
+    def _publish(self, image: np.ndarray) -> None:
+        frame = Frame(image, self.clock.now(), self._count)
+        with self._lock:
+            self._frame = frame
+            self._count += 1
+
+    def __enter__(self) -> FrameSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CaptureSource(FrameSource):
+    """A frame source read by a thread; subclasses implement `_connect`, `_grab`, `_release`."""
+
+    live = True  # reopen on failure; False: a read failure ends the stream
+
+    def __init__(
+        self, clock: Clock | None = None, fps: float | None = None, backoff=(0.25, 4.0)
+    ) -> None:
+        super().__init__(clock)
+        self.fps = fps  # pace reads at this rate (files); None: the device paces itself
+        self.backoff = backoff
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _connect(self) -> None:
+        raise NotImplementedError
+
+    def _grab(self) -> np.ndarray | None:
+        """The next RGB frame, None on a read failure, or raise EndOfStream."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Free the device (must be safe to call twice)."""
+
+    def open(self) -> None:
+        self._connect()
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}-capture", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        self._release()
+
+    def _run(self) -> None:
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                image = self._grab()
+            except EndOfStream:
+                self.finished = True
+                return
+            if image is None:
+                if not self.live:
+                    self.finished = True
+                    return
+                self._reconnect()
+                continue
+            self._publish(image)
+            if self.fps:
+                deadline = max(deadline + 1.0 / self.fps, time.monotonic() - 1.0)
+                self._stop.wait(max(0.0, deadline - time.monotonic()))
+
+    def _reconnect(self) -> None:
+        """Reopen the device with exponential back-off until it works or we are stopped."""
+        self.lost = True
+        self._release()
+        delay, limit = self.backoff
+        while not self._stop.wait(delay):
+            try:
+                self._connect()
+            except EdgeLiquidError as e:
+                log.warning("%s still lost (%s); retrying in %.2f s", self.name, e, delay)
+                delay = min(2 * delay, limit)
+                continue
+            log.warning("%s reconnected", self.name)
+            self.lost = False
+            return
+
+
+def _bgr_to_rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class OpenCVSource(CaptureSource):
+    """A camera index, V4L2 device, video file, URL or GStreamer pipeline via cv2.VideoCapture."""
+
+    def __init__(self, target: int | str, clock: Clock | None = None, **kwargs) -> None:
+        super().__init__(clock, **kwargs)
+        self.target = target
+        self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        self.api = _capture_api(target)
+        self.live = not (isinstance(target, str) and Path(target).is_file())
+        self._cap: cv2.VideoCapture | None = None
+
+    def _connect(self) -> None:
+        cap = cv2.VideoCapture(self.target, self.api)
+        if not cap.isOpened():
+            cap.release()
+            raise EdgeLiquidError(f"cannot open video source {self.name}")
+        if self.live:
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # drivers that honour it queue one frame
+        elif self.fps is None:
+            self.fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+        self._cap = cap
+
+    def _grab(self) -> np.ndarray | None:
+        ok, image = self._cap.read() if self._cap is not None else (False, None)
+        if not ok or image is None:
+            if not self.live:
+                raise EndOfStream
+            return None
+        return _bgr_to_rgb(image)
+
+    def _release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def _capture_api(target: int | str) -> int:
+    if isinstance(target, int):
+        return cv2.CAP_ANY
+    if "!" in target:
+        return cv2.CAP_GSTREAMER
+    if target.startswith("/dev/video"):
+        return cv2.CAP_V4L2
+    return cv2.CAP_ANY
+
+
+class FolderSource(CaptureSource):
+    """The images in a folder, in name order, at `fps`; finished after the last one."""
+
+    live = False
+
+    def __init__(self, folder: str | Path, clock: Clock | None = None, fps: float = 10.0) -> None:
+        super().__init__(clock, fps=fps)
+        self.folder = Path(folder)
+        self.name = f"folder {self.folder}"
+        self._paths: list[Path] = []
+
+    def _connect(self) -> None:
+        paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise EdgeLiquidError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.folder}")
+        self._paths = paths
+
+    def _grab(self) -> np.ndarray | None:
+        while self._paths:
+            path = self._paths.pop(0)
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                return _bgr_to_rgb(image)
+            log.warning("skipping unreadable image %s", path)
+        raise EndOfStream
+
+
+def open_source(spec: str, clock: Clock | None = None, fast: bool = False) -> FrameSource:
+    """The source for a `--source` value: sim[:SHIFT], a camera index, a path, a URL, a pipeline."""
+    if spec == "sim" or spec.startswith("sim:"):
+        from edgeliquid.runtime.simsource import SimSource, SimSourceConfig
+
+        shift = spec.partition(":")[2] or "none"
+        return SimSource(SimSourceConfig(shift=shift, fast=fast), clock=clock)
+    if spec.isdigit():
+        return OpenCVSource(int(spec), clock)
+    if re.match(r"^[a-z][a-z0-9+.-]*://", spec) or "!" in spec or spec.startswith("/dev/"):
+        return OpenCVSource(spec, clock)
+    path = Path(spec)
+    if path.is_dir():
+        return FolderSource(path, clock)
+    if path.is_file():
+        return OpenCVSource(str(path), clock)
+    raise EdgeLiquidError(
+        f"no source {spec!r}: expected sim, a camera index, /dev/videoN, a video file, "
+        "an image folder, a URL or a GStreamer pipeline"
+    )
