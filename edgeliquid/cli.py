@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -62,6 +63,38 @@ def main(
     ] = False,
 ) -> None:
     """Compact liquid (CfC) navigation policies: simulate, train, export, fly."""
+
+
+@command("info")
+def info_command(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Argument(help="Checkpoint .pt to describe.", show_default="the default config"),
+    ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(help="cfc | lstm | gru | cnn, for the default config.", show_default="cfc"),
+    ] = None,
+) -> None:
+    """Arch, input size, parameters, MFLOP per step and state size of a policy."""
+    from edgeliquid.model import (
+        ARCHS,
+        NavPolicyConfig,
+        build_policy,
+        load_checkpoint,
+        policy_summary,
+    )
+
+    if checkpoint is not None and arch is not None:
+        raise EdgeLiquidError("--arch is for the default config; a checkpoint has its own arch")
+    if checkpoint is not None:
+        model, source = load_checkpoint(checkpoint)[0], str(checkpoint)
+    elif (arch or "cfc") not in ARCHS:
+        raise EdgeLiquidError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    else:
+        model, source = build_policy(NavPolicyConfig(arch=arch or "cfc")), "default config"
+    for key, value in {"source": source, **policy_summary(model)}.items():
+        typer.echo(f"{key + ':':<12} {value}")
 
 
 if __name__ == "__main__":  # pragma: no cover

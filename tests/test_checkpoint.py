@@ -136,3 +136,56 @@ def test_non_checkpoints_fail_with_one_clear_line(tmp_path):
         assert "\n" not in message and len(message) < 300, message
     with pytest.raises(EdgeLiquidError, match="is a directory"):
         load_checkpoint(tmp_path)
+
+
+# -- edgeliquid info -----------------------------------------------------------------------
+
+
+def _info(*args):
+    from typer.testing import CliRunner
+
+    from edgeliquid.cli import app
+
+    return CliRunner().invoke(app, ["info", *args])
+
+
+def _fields(output):
+    return dict(line.split(":", 1) for line in output.strip().splitlines())
+
+
+def test_info_describes_the_default_policy():
+    result = _info()
+    assert result.exit_code == 0, result.output
+    fields = {k: v.strip() for k, v in _fields(result.output).items()}
+    print(result.output)
+    params = int(fields["parameters"].replace(",", ""))
+    assert 15_000 <= params <= 25_000 and float(fields["MFLOP/step"]) <= 10.0
+    assert fields["arch"].startswith("cfc") and fields["input"].startswith("72x128")
+    assert fields["state size"] == "24"
+
+
+def test_info_reads_a_checkpoint_and_the_arch_option(tmp_path):
+    policy = _trained_looking("lstm")
+    save_checkpoint(tmp_path / "l.pt", policy)
+    fields = {k: v.strip() for k, v in _fields(_info(str(tmp_path / "l.pt")).output).items()}
+    assert fields["arch"].startswith("lstm") and fields["input"].startswith("16x24")
+    assert fields["state size"] == str(policy.state_size)
+    assert int(fields["parameters"].replace(",", "")) == sum(p.numel() for p in policy.parameters())
+    gru = _fields(_info("--arch", "gru").output)
+    assert gru["arch"].strip().startswith("gru")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--arch", "rnn"], "--arch must be one of cfc, lstm, gru, cnn"),
+        (["missing.pt"], "missing.pt does not exist"),
+        (["x.pt", "--arch", "cfc"], "--arch is for the default config"),
+    ],
+)
+def test_info_errors_are_one_line(args, message):
+    result = _info(*args)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeliquid: error: "), lines
+    assert message in lines[0]

@@ -6,7 +6,7 @@ Torch (and ncps, for NCP wirings) are needed here; the on-device runtime never i
 from edgeliquid.model.baselines import POLICIES, CNNPolicy, GRUPolicy, LSTMPolicy, build_policy
 from edgeliquid.model.cfc import CfCCell, WiredCfCCell
 from edgeliquid.model.checkpoint import load_checkpoint, save_checkpoint
-from edgeliquid.model.flops import count_parameters, estimate_flops
+from edgeliquid.model.flops import count_parameters, estimate_flops, policy_summary
 from edgeliquid.model.policy import ARCHS, NavPolicy, NavPolicyConfig, PolicyBase
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "count_parameters",
     "estimate_flops",
     "load_checkpoint",
+    "policy_summary",
     "save_checkpoint",
 ]

@@ -53,3 +53,16 @@ def estimate_flops(model: nn.Module) -> int:
             handle.remove()
     feature_tanh = config.feature_size  # torch.tanh in ConvHead, not a module
     return sum(total) + feature_tanh + model.core_flops()
+
+
+def policy_summary(model: nn.Module) -> dict[str, str]:
+    """What `edgeliquid info` prints: arch, input, parameters, MFLOP per step, state, dt."""
+    config = model.config
+    return {
+        "arch": f"{config.arch} ({model.core_summary})",
+        "input": f"{config.input_height}x{config.input_width} RGB uint8",
+        "parameters": f"{count_parameters(model):,}",
+        "MFLOP/step": f"{estimate_flops(model) / 1e6:.2f}",
+        "state size": str(model.state_size),
+        "nominal dt": f"{config.nominal_dt} s",
+    }
