@@ -14,6 +14,7 @@ CONN is any pymavlink connection string: `udpout:127.0.0.1:14540`, `tcp:HOST:POR
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.sinks import CommandMessage, Sink
@@ -62,11 +63,13 @@ class MavlinkSink(Sink):
         target: tuple[int, int] = (1, 1),  # autopilot system, component
         frame: int = BODY_NED,
         heartbeat_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,  # for heartbeat timing and time_boot_ms
     ) -> None:
         if frame not in (BODY_NED, 9):
             raise ValueError(f"frame must be 8 (BODY_NED) or 9 (BODY_OFFSET_NED), got {frame}")
         self.conn, self.system, self.component = conn, system, component
         self.target, self.frame, self.heartbeat_s = target, frame, heartbeat_s
+        self.clock = clock
         self.name = f"mavlink:{conn}"
         self.mask = velocity_yaw_rate_mask()
         self._link = None
@@ -85,7 +88,7 @@ class MavlinkSink(Sink):
             )
         except (OSError, ValueError) as e:
             raise EdgeLiquidError(f"cannot open MAVLink connection {self.conn!r}: {e}") from None
-        self._started = time.monotonic()
+        self._started = self.clock()
         self._heartbeat(self._started)
 
     def _heartbeat(self, now: float) -> None:
@@ -98,11 +101,11 @@ class MavlinkSink(Sink):
     def send(self, message: CommandMessage) -> None:
         if self._link is None:
             raise OSError(f"{self.name} is not open")
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last_heartbeat >= self.heartbeat_s:
             self._heartbeat(now)
         forward, right, down, yaw_rate = message.command
-        boot_ms = int((now - self._started) * 1000) & 0xFFFFFFFF
+        boot_ms = round((now - self._started) * 1000) & 0xFFFFFFFF
         self._link.mav.set_position_target_local_ned_send(
             boot_ms, *self.target, self.frame, self.mask,
             0.0, 0.0, 0.0, forward, right, down, 0.0, 0.0, 0.0, 0.0, yaw_rate,

@@ -183,8 +183,8 @@ class CaptureSource(FrameSource):
             try:
                 self._connect()
             except EdgeLiquidError as e:
-                log.warning("%s still lost (%s); retrying in %.2f s", self.name, e, delay)
                 delay = min(2 * delay, limit)
+                log.warning("%s still lost (%s); retrying in %.2f s", self.name, e, delay)
                 continue
             log.warning("%s reconnected", self.name)
             self.lost = False
