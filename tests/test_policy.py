@@ -178,3 +178,13 @@ def test_config_round_trips_through_a_plain_dict():
     fields = dataclasses.asdict(config).items()
     plain = {k: list(v) if isinstance(v, tuple) else v for k, v in fields}
     assert NavPolicyConfig(**plain) == config
+
+
+def test_wrong_frame_shapes_are_named():
+    policy = _policy("cfc")
+    with pytest.raises(
+        ValueError, match=r"\[B,H,W,3\] with H,W,3 = \(16, 24, 3\), got \(2, 24, 16, 3\)"
+    ):
+        policy.step(torch.zeros(2, 24, 16, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"\[B,T,H,W,3\]"):
+        policy(torch.zeros(2, 16, 24, 3, dtype=torch.uint8))

@@ -178,6 +178,15 @@ class PolicyBase(nn.Module):
         """Physical commands [..., 4] → the normalised targets the network predicts."""
         return (commands - self.command_mean) / self.command_std
 
+    def _check_frames(self, frames: torch.Tensor, dims: int) -> None:
+        # Shapes only (static under export): a wrong size would otherwise fail deep inside.
+        expected = (self._config.input_height, self._config.input_width, 3)
+        if frames.dim() != dims or tuple(frames.shape[-3:]) != expected:
+            layout = "[B,T,H,W,3]" if dims == 5 else "[B,H,W,3]"
+            raise ValueError(
+                f"frames must be {layout} with H,W,3 = {expected}, got {tuple(frames.shape)}"
+            )
+
     def _timespan(self, dt: Dt, trailing: int) -> Any:
         # dt seconds → nominal steps; tensors get a trailing unit axis ([B,1] or [B,T,1]).
         if dt is None:
@@ -192,6 +201,7 @@ class PolicyBase(nn.Module):
         self, frame: torch.Tensor, state: torch.Tensor | None = None, dt: Dt = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One control step: frame [B,H,W,3] → (command [B,4] in physical units, state)."""
+        self._check_frames(frame, 4)
         if state is None:
             state = self.initial_state(frame.shape[0])
         raw, state = self.core(self.head(frame), state, self._timespan(dt, trailing=1))
@@ -201,6 +211,7 @@ class PolicyBase(nn.Module):
         self, frames: torch.Tensor, state: torch.Tensor | None = None, dt: Dt = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A sequence: frames [B,T,H,W,3] → (commands [B,T,4], final state [B,S])."""
+        self._check_frames(frames, 5)
         batch, steps = frames.shape[0], frames.shape[1]
         features = self.head(frames.flatten(0, 1)).unflatten(0, (batch, steps))
         ts = self._timespan(dt, trailing=2)
