@@ -97,5 +97,66 @@ def info_command(
         typer.echo(f"{key + ':':<12} {value}")
 
 
+@command("run")
+def run_command(
+    model: Annotated[Path, typer.Argument(help="Exported .onnx step graph.")],
+    source: Annotated[
+        str,
+        typer.Option(
+            help="sim[:SHIFT] | camera index | /dev/videoN | video file | image folder | "
+            "rtsp/http URL | GStreamer pipeline."
+        ),
+    ] = "sim",
+    sink: Annotated[
+        str,
+        typer.Option(help="stdout | udp://HOST:PORT | mavlink:CONN | csv:PATH | null."),
+    ] = "stdout",
+    rate: Annotated[float, typer.Option(help="Command rate, Hz.")] = 10.0,
+    max_frame_age: Annotated[
+        float, typer.Option(help="Older frames are stale: send hold, seconds.")
+    ] = 0.25,
+    provider: Annotated[str, typer.Option(help="cpu | cuda | tensorrt.")] = "cpu",
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds.", show_default="never")
+    ] = None,
+    record: Annotated[
+        Path | None, typer.Option(help="Flight recorder: write episode files into this folder.")
+    ] = None,
+) -> None:
+    """Fly an exported policy: frames in, velocity + yaw-rate commands out, fail-safe to hold."""
+    from edgeliquid.runtime.daemon import DaemonConfig
+    from edgeliquid.runtime.service import fly, log_to_stderr
+
+    try:
+        config = DaemonConfig(rate_hz=rate, max_frame_age_s=max_frame_age, duration_s=duration)
+    except ValueError as e:
+        raise EdgeLiquidError(str(e)) from None
+    log_to_stderr()
+    fly(model, source, sink, config, provider=provider, record=record)
+
+
+@command("demo")
+def demo_command(
+    model: Annotated[Path, typer.Option(help="Policy to fly.")] = Path("models/nav_cfc.onnx"),
+    episodes: Annotated[int, typer.Option(help="Simulated episodes.")] = 4,
+    out: Annotated[Path, typer.Option(help="Folder for the video, plot and summary.")] = Path(
+        "demo_out"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 0,
+) -> None:
+    """Fly the shipped policy in the simulator: rollout.mp4, trajectories.png, summary.json."""
+    from edgeliquid.demo import DemoConfig, run_demo
+
+    try:
+        config = DemoConfig(episodes=episodes, seed=seed)
+    except ValueError as e:
+        raise EdgeLiquidError(str(e)) from None
+    summary = run_demo(model, out, config, echo=typer.echo)
+    typer.echo(
+        f"success {summary['successes']}/{summary['episodes']}; wrote "
+        f"{summary['video']}, {summary['plot']}, {out / 'summary.json'}"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

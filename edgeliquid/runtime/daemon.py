@@ -24,13 +24,11 @@ between frames is fed to dt-input graphs.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -270,9 +268,11 @@ class Daemon:
         self._overruns = 0
         self.stats.steps += 1
         self.stats.window.append(result.latency_ms)
+        verdict = self._judge(frame, result, dt_clamped)
         if self.recorder is not None:
-            self.recorder.add(image, dt, result.state_before, result.command, frame.stamp)
-        return self._judge(frame, result, dt_clamped)
+            state, command = result.state_before, result.command
+            self.recorder.add(image, dt, state, command, frame.stamp, verdict[1])
+        return verdict
 
     def _policy_step(self, image: np.ndarray, dt: float, reset: bool) -> _StepResult:
         if reset:
@@ -348,26 +348,3 @@ class Daemon:
                 "sink %s failed (%d so far): %s", self.sink.name, self.stats.sink_errors, error
             )
             self._last_sink_log = now
-
-
-@contextmanager
-def stop_on_signals(daemon: Daemon):
-    """SIGTERM and SIGINT ask `daemon` to stop cleanly (main thread only); restored after."""
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, lambda *_: daemon.stop())
-    try:
-        yield daemon
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def send_hold(sink: Sink, reason: str, clock: Clock | None = None) -> None:
-    """One hold message (e.g. before giving up at start-up); sink errors are only logged."""
-    now = (clock or MonotonicClock()).now()
-    try:
-        sink.send(CommandMessage.make(0, now, HOLD, "hold", reason))
-        sink.flush()
-    except Exception as e:  # we are already failing; the original error is what matters
-        log.warning("could not send a hold to %s: %s", sink.name, e)

@@ -1,0 +1,136 @@
+"""`edgeliquid run` end to end: UDP delivery, bad models, SIGTERM, and a 20,000-step soak."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx_fixtures import write_model
+
+from edgeliquid.runtime.daemon import Daemon, DaemonConfig
+from edgeliquid.runtime.engine import OnnxPolicy
+from edgeliquid.runtime.sinks import NullSink
+from edgeliquid.runtime.sources import FastClock
+
+pytest.importorskip("edgeliquid.sim.env", reason="the simulator is not in this tree yet")
+from edgeliquid.runtime.simsource import SimSource, SimSourceConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def edgeliquid(*args, **kwargs):
+    cmd = [sys.executable, "-m", "edgeliquid.cli", *map(str, args)]
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **kwargs)
+
+
+def listener():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    return sock, sock.getsockname()[1]
+
+
+def drain(sock, timeout=0.5):
+    sock.settimeout(timeout)
+    out = []
+    try:
+        while True:
+            out.append(json.loads(sock.recv(4096)))
+    except TimeoutError:
+        return out
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return write_model(tmp_path_factory.mktemp("m") / "nav.onnx")
+
+
+def test_run_delivers_commands_over_udp_from_the_sim(model):
+    sock, port = listener()
+    with sock:
+        proc = edgeliquid(
+            "run", model, "--source", "sim", "--sink", f"udp://127.0.0.1:{port}",
+            "--rate", 20, "--duration", 3,
+        )  # fmt: skip
+        _, err = proc.communicate(timeout=60)
+        msgs = drain(sock)
+    assert proc.returncode == 0, err.decode()
+    assert len(msgs) >= 50
+    assert [m["seq"] for m in msgs] == list(range(len(msgs)))
+    assert sum(m["status"] == "ok" for m in msgs) >= 50
+    assert msgs[-1]["reason"] == "shutdown"
+    assert "stopped:" in err.decode() and "p99" in err.decode()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(os.urandom(3000)), "not a valid ONNX|cannot load"),
+        (lambda p: write_model(p, bad_hash=True), "weights do not match their sha256"),
+    ],
+)
+def test_bad_model_exits_nonzero_with_one_line_and_only_a_hold(tmp_path, make, message):
+    path = tmp_path / "bad.onnx"
+    make(path)
+    proc = edgeliquid("run", path, "--source", "sim", "--sink", "stdout", "--duration", 1)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeliquid: error: ")
+    assert re.search(message, lines[0])
+    sent = [json.loads(line) for line in out.decode().splitlines()]
+    assert all(m["status"] == "hold" and m["forward"] == 0.0 for m in sent)
+
+
+def test_sigterm_sends_one_final_hold_and_exits_zero(model):
+    sock, port = listener()
+    with sock:
+        proc = edgeliquid(
+            "run", model, "--source", "sim", "--sink", f"udp://127.0.0.1:{port}", "--rate", 20,
+        )  # fmt: skip
+        sock.settimeout(20)
+        first = json.loads(sock.recv(4096))  # flying
+        time.sleep(1.0)
+        signalled = time.monotonic()  # the daemon stamps messages on the same clock
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        msgs = [first, *drain(sock)]
+    assert proc.returncode == 0, err.decode()
+    final = msgs[-1]
+    assert (final["status"], final["reason"]) == ("hold", "shutdown")
+    assert [m["reason"] for m in msgs].count("shutdown") == 1
+    assert final["t"] - signalled <= 0.05 + 0.05  # one control period (+ scheduling slack)
+    assert sum(m["status"] == "ok" for m in msgs) >= 15
+
+
+def _rss_kib():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    pytest.skip("no /proc/self/status here")
+
+
+@pytest.mark.slow
+def test_soak_20000_steps_keeps_memory_flat(model):
+    clock = FastClock()
+    policy = OnnxPolicy(model)
+    source = SimSource(SimSourceConfig(fast=True, height=36, width=64), clock=clock)
+    sink = NullSink()
+    with source:
+        Daemon(policy, source, sink, DaemonConfig(rate_hz=10, max_steps=2000), clock=clock).run()
+        before = _rss_kib()
+        config = DaemonConfig(rate_hz=10, max_steps=20_000, stats_every_s=600)
+        stats = Daemon(policy, source, sink, config, clock=clock).run()
+        growth_mb = (_rss_kib() - before) / 1024
+    print(f"soak: {stats.ticks} ticks, {source.episodes} episodes, RSS growth {growth_mb:.2f} MB")
+    assert stats.steps == 20_000 and stats.holds == 1  # only the final hold
+    assert growth_mb < 5.0
+    assert np.isfinite(sink.last.command).all()
