@@ -49,6 +49,14 @@ def command(*args: Any, **kwargs: Any) -> Callable:
     return decorate
 
 
+def config_of(cls: Callable, **kwargs: Any) -> Any:
+    """Build a validated config; its ValueError becomes the one-line user error."""
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise EdgeLiquidError(str(e)) from None
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"edgeliquid {__version__}")
@@ -63,6 +71,76 @@ def main(
     ] = False,
 ) -> None:
     """Compact liquid (CfC) navigation policies: simulate, train, export, fly."""
+
+
+@command("train")
+def train_command(
+    data_dir: Annotated[Path, typer.Argument(help="Episodes folder from `edgeliquid collect`.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Run folder: best.pt, last.pt, metrics.json, curves.png.")
+    ],
+    arch: Annotated[
+        str | None, typer.Option(help="cfc | lstm | gru | cnn.", show_default="cfc, or --init's")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Passes over the data.", show_default="12")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Weights, window order, augmentation.")] = 0,
+    seq_len: Annotated[
+        int | None, typer.Option(help="Window length, steps.", show_default="32")
+    ] = None,
+    seq_shift: Annotated[
+        int | None, typer.Option(help="Steps between window starts.", show_default="16")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Windows per step.", show_default="16")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Adam learning rate.", show_default="3e-3")
+    ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Fine-tune from this checkpoint (its config wins).")
+    ] = None,
+    val_fraction: Annotated[
+        float | None, typer.Option(help="Share of episodes for validation.", show_default="0.1")
+    ] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop training after this many minutes.")
+    ] = None,
+    eval_episodes: Annotated[
+        int, typer.Option(help="Closed-loop episodes on shift none after training (0: skip).")
+    ] = 0,
+    eval_seed: Annotated[int, typer.Option(help="Seed of the closed-loop episodes.")] = 12345,
+    augment: Annotated[bool, typer.Option(help="Photometric augmentation.")] = True,
+) -> None:
+    """Behaviour-clone the expert from recorded episodes (truncated BPTT on windows)."""
+    from edgeliquid.train import TrainConfig, train
+
+    given = dict(
+        epochs=epochs,
+        seq_len=seq_len,
+        seq_shift=seq_shift,
+        batch_size=batch_size,
+        lr=lr,
+        val_fraction=val_fraction,
+    )
+    options = {k: v for k, v in given.items() if v is not None}
+    if not augment:
+        options["augment"] = None
+    try:
+        config = TrainConfig(
+            arch=arch,
+            seed=seed,
+            max_minutes=max_minutes,
+            init=None if init is None else str(init),
+            eval_episodes=eval_episodes,
+            eval_seed=eval_seed,
+            **options,
+        )
+    except ValueError as e:
+        raise EdgeLiquidError(str(e)) from None
+    result = train(data_dir, out, config, log=typer.echo)
+    typer.echo(f"best checkpoint: {result.best_path} (epoch {result.metrics['best_epoch']})")
 
 
 @command("info")
@@ -156,6 +234,48 @@ def demo_command(
         f"success {summary['successes']}/{summary['episodes']}; wrote "
         f"{summary['video']}, {summary['plot']}, {out / 'summary.json'}"
     )
+
+
+@command("export")
+def export_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint .pt to export.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output .onnx file.")],
+    graph: Annotated[str, typer.Option(help="step | unrolled.")] = "step",
+    steps: Annotated[int, typer.Option(help="Time steps of an unrolled graph.")] = 16,
+    dt: Annotated[str, typer.Option(help="input (dt is a graph input) | fixed (nominal dt).")] = (
+        "input"
+    ),
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: also write OUT.int8.onnx (static QDQ).")
+    ] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset, 17 or 18.")] = 18,
+    atol: Annotated[float, typer.Option(help="Largest tolerated |torch - ONNX|.")] = 1e-5,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Check against torch on sim frames.")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option(help="Keep an int8 file even if closed-loop success drops.")
+    ] = False,
+) -> None:
+    """Export a checkpoint to a closed-form ONNX graph, verified against torch."""
+    from edgeliquid.export import next_steps, run_export
+    from edgeliquid.export.graph import ExportOptions
+
+    options = config_of(ExportOptions, graph=graph, steps=steps, dt_mode=dt, opset=opset, atol=atol)
+    if quantize not in (None, "int8"):
+        raise EdgeLiquidError(f"--quantize must be int8, got {quantize!r}")
+    if quantize and graph != "step":
+        raise EdgeLiquidError("--quantize int8 applies to the step graph only")
+    result = run_export(
+        checkpoint, out, options, echo=typer.echo, verify_steps=500 if verify else None
+    )
+    paths = [result.path]
+    if quantize:
+        from edgeliquid.export import run_quantize
+
+        int8 = run_quantize(checkpoint, result.path, options, force=force, echo=typer.echo)
+        paths += [int8] if int8 else []
+    next_steps(paths[-1], echo=typer.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

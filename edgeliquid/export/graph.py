@@ -1,0 +1,269 @@
+"""Checkpoint → closed-form ONNX graph: prepare, export, describe, save.
+
+Two graphs, both closed form (no ODE solver, no Loop/Scan):
+
+- `step`: one control step, `image` uint8 [1,H,W,3], `state` [1,S] (+ `dt` [1,1]) →
+  `command` [1,4], `state_out` [1,S]. Cast, normalisation and layout happen inside.
+- `unrolled`: T steps in one graph, `images` [T,H,W,3], `state` [1,S] (+ `dt` [T,1]) →
+  `commands` [T,4], `state_out` [1,S], for batch replay and offline validation.
+
+Before export the model is copied and prepared: NCP masks are multiplied into the ff1/ff2
+weights, and with `dt_mode="fixed"` the nominal step is folded into the CfC time gate, so
+`time_a·ts + time_b` becomes one affine map and the graph has no `dt` input.
+Verification lives in `verify.py`, int8 in `quantize.py`, the command in `__init__.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from edgeliquid import __version__
+from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.model.cfc import CfCCell
+from edgeliquid.model.flops import count_parameters
+from edgeliquid.model.policy import PolicyBase
+from edgeliquid.runtime.metadata import ModelMetadata, weights_sha256
+
+GRAPHS = ("step", "unrolled")
+DT_MODES = ("input", "fixed")
+OPSETS = (17, 18)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to turn a checkpoint into a graph (the `edgeliquid export` flags)."""
+
+    graph: str = "step"  # step: what the daemon flies; unrolled: T steps for batch replay
+    steps: int = 16  # T of the unrolled graph
+    dt_mode: str = "input"  # input: real frame intervals; fixed: nominal dt folded in
+    opset: int = 18  # pinned: ONNX Runtime ≥1.14 and TensorRT 8.6+ run 18
+    atol: float = 1e-5  # fp32 torch vs ONNX Runtime, per output and over the rollout
+
+    def __post_init__(self) -> None:
+        if self.graph not in GRAPHS:
+            raise ValueError(f"graph must be one of {GRAPHS}, got {self.graph!r}")
+        if self.dt_mode not in DT_MODES:
+            raise ValueError(f"dt must be one of {DT_MODES}, got {self.dt_mode!r}")
+        if self.opset not in OPSETS:
+            raise ValueError(f"opset must be one of {OPSETS}, got {self.opset}")
+        if not 1 <= self.steps <= 1024:
+            raise ValueError(f"steps must be in [1, 1024], got {self.steps}")
+        if not self.atol > 0:
+            raise ValueError(f"atol must be > 0, got {self.atol}")
+
+
+class _ZeroGate(nn.Module):
+    """Stands in for `time_a` once dt is folded: contributes a python 0 (no graph op)."""
+
+    def forward(self, x: torch.Tensor) -> float:
+        return 0.0
+
+
+def fold_masks(model: nn.Module) -> None:
+    """Multiply every CfC sparsity mask into its ff1/ff2 weights and drop the mask."""
+    for cell in model.modules():
+        if isinstance(cell, CfCCell) and cell.sparsity_mask is not None:
+            with torch.no_grad():
+                cell.ff1.weight.mul_(cell.sparsity_mask)
+                if hasattr(cell, "ff2"):
+                    cell.ff2.weight.mul_(cell.sparsity_mask)
+            cell.sparsity_mask = None
+
+
+def fold_timestep(model: nn.Module, ts: float) -> None:
+    """Fold a constant timespan `ts` into every gated CfC: time_b ← time_a·ts + time_b."""
+    for cell in model.modules():
+        if isinstance(cell, CfCCell) and cell.mode != "pure":
+            with torch.no_grad():
+                cell.time_b.weight.add_(cell.time_a.weight * ts)
+                cell.time_b.bias.add_(cell.time_a.bias * ts)
+            cell.time_a = _ZeroGate()
+
+
+def prepare(model: PolicyBase, dt_mode: str) -> PolicyBase:
+    """A copy of `model` in eval mode with masks (and, if fixed, the nominal dt) folded."""
+    model = copy.deepcopy(model).eval()
+    fold_masks(model)
+    if dt_mode == "fixed":
+        fold_timestep(model, 1.0)  # cores see dt / nominal_dt: the nominal step is ts = 1
+    return model
+
+
+class StepGraph(nn.Module):
+    """(image, state[, dt]) → (command, state_out): the daemon's graph."""
+
+    def __init__(self, policy: PolicyBase, dt_mode: str) -> None:
+        super().__init__()
+        self.policy, self.fixed = policy, dt_mode == "fixed"
+
+    def forward(self, image: torch.Tensor, state: torch.Tensor, dt: Any = None) -> Any:
+        return self.policy.step(image, state, self.policy.config.nominal_dt if self.fixed else dt)
+
+
+class UnrolledGraph(nn.Module):
+    """(images[T], state[, dt[T,1]]) → (commands[T,4], state_out): T steps, one graph."""
+
+    def __init__(self, policy: PolicyBase, dt_mode: str, steps: int) -> None:
+        super().__init__()
+        self.policy, self.fixed, self.steps = policy, dt_mode == "fixed", steps
+
+    def forward(self, images: torch.Tensor, state: torch.Tensor, dt: Any = None) -> Any:
+        nominal = self.policy.config.nominal_dt
+        commands = []
+        for t in range(self.steps):
+            step_dt = nominal if self.fixed else dt[t : t + 1]
+            command, state = self.policy.step(images[t : t + 1], state, step_dt)
+            commands.append(command)
+        return torch.cat(commands, 0), state
+
+
+def example_inputs(policy: PolicyBase, options: ExportOptions) -> tuple[torch.Tensor, ...]:
+    """Zero inputs with the graph's shapes (the exporter traces with these)."""
+    config = policy.config
+    frames = options.steps if options.graph == "unrolled" else 1
+    image = torch.zeros(frames, config.input_height, config.input_width, 3, dtype=torch.uint8)
+    state = policy.initial_state(1)
+    if options.dt_mode == "fixed":
+        return image, state
+    return image, state, torch.full((frames, 1), config.nominal_dt)
+
+
+def io_names(options: ExportOptions) -> tuple[list[str], list[str]]:
+    """ONNX input and output names of the graph `options` describes."""
+    unrolled = options.graph == "unrolled"
+    inputs = ["images" if unrolled else "image", "state"]
+    if options.dt_mode == "input":
+        inputs.append("dt")
+    return inputs, ["commands" if unrolled else "command", "state_out"]
+
+
+def build_graph(policy: PolicyBase, options: ExportOptions) -> nn.Module:
+    """The prepared wrapper module that `to_onnx` exports."""
+    prepared = prepare(policy, options.dt_mode)
+    if options.graph == "unrolled":
+        return UnrolledGraph(prepared, options.dt_mode, options.steps).eval()
+    return StepGraph(prepared, options.dt_mode).eval()
+
+
+def to_onnx(graph: nn.Module, inputs: tuple, options: ExportOptions) -> onnx.ModelProto:
+    """Export with the dynamo exporter (static shapes, one file); quiet unless it fails."""
+    input_names, output_names = io_names(options)
+    log = io.StringIO()
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [logger.level for logger in quiet]
+    try:
+        for logger in quiet:
+            logger.setLevel(logging.ERROR)
+        with (
+            torch.no_grad(),
+            warnings.catch_warnings(),  # torch's own deprecations inside the exporter
+            contextlib.redirect_stdout(log),
+            contextlib.redirect_stderr(log),
+        ):
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            program = torch.onnx.export(
+                graph,
+                inputs,
+                input_names=input_names,
+                output_names=output_names,
+                opset_version=options.opset,
+                dynamo=True,
+                external_data=False,
+                optimize=True,
+                verbose=False,
+            )
+    except Exception as e:  # the exporter raises many types; keep its log for the user
+        tail = log.getvalue().strip().splitlines()[-3:]
+        raise EdgeLiquidError(f"ONNX export failed: {e}; {' | '.join(tail)}") from None
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
+    return program.model_proto
+
+
+def strip_debug(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the exporter's per-node debug records (stack traces with local paths: ~70 KB)."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    return model
+
+
+def describe(
+    model: onnx.ModelProto, policy: PolicyBase, options: ExportOptions, ckpt: dict
+) -> ModelMetadata:
+    """The metadata the runtime reads, with the hash of the graph's weights."""
+    config = policy.config
+    data = ckpt.get("data") or {}
+    return ModelMetadata(
+        input_height=config.input_height,
+        input_width=config.input_width,
+        state_size=policy.state_size,
+        dt_mode=options.dt_mode,
+        nominal_dt=config.nominal_dt,
+        graph=options.graph,
+        steps=options.steps if options.graph == "unrolled" else 1,
+        normalization=(
+            f"x/255, (x-mean)/std per channel inside the graph; mean={list(config.image_mean)}"
+            f" std={list(config.image_std)}"
+        ),
+        arch=config.arch,
+        param_count=count_parameters(policy),
+        training_data=str(data.get("summary", data)) if data else "unknown",
+        edgeliquid_version=__version__,
+        weights_sha256=weights_sha256(model.SerializeToString()),
+    )
+
+
+def finish(model: onnx.ModelProto, meta: ModelMetadata) -> onnx.ModelProto:
+    """Attach metadata and check the model (full shape inference)."""
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, meta.to_props())
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def save(model: onnx.ModelProto, path: Path) -> int:
+    """Write one self-contained file atomically, plus a `sha256sum`-style sidecar.
+
+    Returns the file size in bytes. The sidecar (`OUT.onnx.sha256`) lets the runtime and
+    `sha256sum -c` check the whole file after copying it to a device.
+    """
+    data = model.SerializeToString()
+    sidecar = path.with_name(path.name + ".sha256")
+    _atomic_write(sidecar, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
+    _atomic_write(path, data)
+    return len(data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export_checkpoint(
+    policy: PolicyBase, ckpt: dict, options: ExportOptions
+) -> tuple[onnx.ModelProto, nn.Module]:
+    """Build, export and describe; returns the finished model and the torch graph module."""
+    graph = build_graph(policy, options)
+    model = strip_debug(to_onnx(graph, example_inputs(policy, options), options))
+    model.producer_name, model.producer_version = "edgeliquid", __version__
+    return finish(model, describe(model, policy, options, ckpt)), graph
