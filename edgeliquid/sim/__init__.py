@@ -1,0 +1,25 @@
+"""The camera-frame simulator: NavEnv, its renderer, the privileged expert, distribution shifts.
+
+numpy + OpenCV only (no torch), so the daemon's `--source sim` and the tests run anywhere.
+"""
+
+import gymnasium as gym
+
+from edgeliquid.sim.env import COMMAND_LIMITS, STATE_FIELDS, NavEnv, NavEnvConfig, Privileged
+from edgeliquid.sim.shifts import SHIFTS, Shift, parse_shift
+
+ENV_ID = "edgeliquid/Nav-v0"  # gymnasium.make(ENV_ID, config=NavEnvConfig(...))
+if ENV_ID not in gym.registry:
+    gym.register(id=ENV_ID, entry_point="edgeliquid.sim.env:NavEnv")
+
+__all__ = [
+    "COMMAND_LIMITS",
+    "ENV_ID",
+    "SHIFTS",
+    "STATE_FIELDS",
+    "NavEnv",
+    "NavEnvConfig",
+    "Privileged",
+    "Shift",
+    "parse_shift",
+]

@@ -1,0 +1,211 @@
+"""Camera frames for NavEnv: sky panorama, textured ground, then objects far to near.
+
+A level pinhole camera (square pixels, horizon on the middle row) looks along the drone's
+heading. Per frame the work is vectorised: the sky is one gather from a 360° panorama, the
+ground one `cv2.remap` of a wrapping texture through precomputed per-row ground distances, and
+the objects a few cv2 primitives each, with sub-pixel coordinates (`shift` bits) so far objects
+move smoothly. Haze blends everything toward the fog colour with distance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeliquid.sim.look import TARGET_COLOR, TEXEL, Look
+from edgeliquid.sim.scene import TARGET_RADIUS, Scene
+
+SUB = 4  # fractional bits of cv2 coordinates
+ONE = 1 << SUB
+NEAR = 0.2  # m: objects nearer than this (or behind) are not drawn
+
+
+class Renderer:
+    """Renders a `Scene` with its `Look` from a pose (x, y, z, yaw) at a fixed image size."""
+
+    def __init__(self, height: int, width: int, fov_deg: float = 90.0) -> None:
+        self.height, self.width = height, width
+        self.focal = (width / 2) / math.tan(math.radians(fov_deg) / 2)
+        self.horizon = height // 2  # rows above are sky, rows from here on are ground
+        self.cy = height / 2
+        rows = np.arange(self.horizon, height) + 0.5 - self.cy
+        cols = (np.arange(width) + 0.5 - width / 2) / self.focal
+        self.row_distance = (self.focal / rows).astype(np.float32)  # forward m per m altitude
+        self.ground_a = np.repeat(self.row_distance[:, None], width, axis=1)
+        self.ground_b = (self.row_distance[:, None] * cols[None, :]).astype(np.float32)
+        self.column_azimuth = np.arctan(cols)
+        self.panorama_width = math.ceil(2 * math.pi * self.focal)
+        self.tan_half = math.tan(math.radians(fov_deg) / 2)
+
+    def render(self, pose: np.ndarray, look: Look, scene: Scene) -> np.ndarray:
+        """One uint8 [H, W, 3] RGB frame."""
+        x, y, z, yaw = (float(v) for v in pose[:4])
+        img = np.empty((self.height, self.width, 3), np.uint8)
+        cols = np.floor((yaw + self.column_azimuth) * (self.panorama_width / (2 * math.pi)))
+        img[: self.horizon] = look.panorama[:, cols.astype(np.int64) % self.panorama_width]
+        img[self.horizon :] = self._ground(x, y, max(-z, 0.05), yaw, look)
+        self._objects(img, (x, y, z, yaw), look, scene)
+        return img
+
+    def _ground(self, x: float, y: float, alt: float, yaw: float, look: Look) -> np.ndarray:
+        c, s = math.cos(yaw), math.sin(yaw)
+        scale = alt / TEXEL
+        map_row = (self.ground_a * (scale * c) - self.ground_b * (scale * s)) + x / TEXEL
+        map_col = (self.ground_a * (scale * s) + self.ground_b * (scale * c)) + y / TEXEL
+        far = int(np.searchsorted(-self.row_distance * alt, -12.0))  # first row nearer than 12 m
+        out = np.empty((len(self.row_distance), self.width, 3), np.uint8)
+        for texture, rows in ((look.texture_far, slice(0, far)), (look.texture, slice(far, None))):
+            if rows.start != rows.stop:
+                out[rows] = cv2.remap(
+                    texture, map_col[rows], map_row[rows], cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_WRAP,
+                )  # fmt: skip
+        haze = 1.0 - np.exp(self.row_distance * (-alt / look.palette.fog_distance))
+        haze = haze.astype(np.float32)[:, None, None]
+        blended = out * (1.0 - haze) + look.fog * haze
+        return blended.astype(np.uint8)
+
+    def _objects(self, img: np.ndarray, pose: tuple, look: Look, scene: Scene) -> None:
+        """Trees, distractors and the target by depth, farthest first (painter's algorithm)."""
+        x, y, z, yaw = pose
+        camera = (x, y, -z, math.cos(yaw), math.sin(yaw))
+        items = self._trees(scene.trees, look, camera)
+        items += self._props(scene, look, camera)
+        items.sort(key=lambda item: -item[0])
+        for _, paint, args in items:
+            paint(img, *args)
+
+    def _project(self, xy: np.ndarray, extent: np.ndarray, camera: tuple) -> tuple:
+        """Indices of objects in view, and depth / lateral offset (m) of every object."""
+        x, y, _, c, s = camera
+        dx, dy = xy[:, 0] - x, xy[:, 1] - y
+        depth = dx * c + dy * s
+        lateral = dy * c - dx * s
+        visible = (depth > NEAR) & (np.abs(lateral) - extent < depth * self.tan_half)
+        return np.flatnonzero(visible), depth, lateral
+
+    def _trees(self, trees: np.ndarray, look: Look, camera: tuple) -> list[tuple]:
+        """Draw items for the trees in view, their geometry computed for all at once."""
+        idx, depth, lateral = self._project(trees[:, :2], trees[:, 3], camera)
+        if len(idx) == 0:
+            return []
+        t, d = trees[idx], depth[idx]
+        scale = self.focal / d
+        u = self.width / 2 + lateral[idx] * scale
+        ground = self.cy + camera[2] * scale  # image row of the ground under the tree
+        trunk, w = t[:, 2] * scale, np.maximum(t[:, 3] * scale, 0.5)
+        canopy = ground - (t[:, 4] + 1.05 * t[:, 3]) * scale
+        tip, bottom = ground - t[:, 5] * scale, ground - t[:, 4] * scale
+        trunk_top = np.where(t[:, 6] == 0, bottom - 0.3 * t[:, 3] * scale, bottom)
+        geometry = np.stack(
+            [u - trunk, trunk_top, u + trunk, ground, u, canopy, w, 1.05 * w,
+             u - 0.25 * w, canopy - 0.3 * w, 0.6 * w, 0.55 * w,
+             tip, bottom, tip + (bottom - tip) / 3, w / 3],
+            axis=1,
+        )  # fmt: skip
+        fixed = np.rint(np.clip(geometry, -1e4, 1e4) * ONE).astype(np.int64).tolist()
+        haze = (1.0 - np.exp(-d / look.palette.fog_distance))[:, None, None]
+        colors = look.tree_colors[idx]
+        colors = (colors + (look.fog - colors) * haze).astype(np.int64).tolist()
+        paints = [_paint_conifer if k == 1 else _paint_broadleaf for k in t[:, 6].tolist()]
+        snow = look.palette.snow
+        return [
+            (dk, paint, (g, col, snow))
+            for dk, paint, g, col in zip(d.tolist(), paints, fixed, colors, strict=True)
+        ]
+
+    def _props(self, scene: Scene, look: Look, camera: tuple) -> list[tuple]:
+        """Draw items for the target and the distractors in view (few: scalar maths)."""
+        xy = np.concatenate([scene.target[None, :2], scene.distractors[:, :2]])
+        extent = np.concatenate([[TARGET_RADIUS], scene.distractors[:, 2]])
+        idx, depth, lateral = self._project(xy, extent, camera)
+        items = []
+        for i in idx.tolist():
+            d = float(depth[i])
+            scale = self.focal / d
+            u = self.width / 2 + float(lateral[i]) * scale
+            ground = self.cy + camera[2] * scale
+            haze = 1.0 - math.exp(-d / look.palette.fog_distance)
+            if i == 0:
+                args = _target_args(u, ground, scale, -float(scene.target[2]), look, haze)
+                items.append((d, _paint_target, args))
+            else:
+                args = _distractor_args(u, ground, scale, scene.distractors[i - 1], look, haze)
+                items.append((d, _paint_distractor, args))
+        return items
+
+
+def _fx(v: float) -> int:
+    """A float pixel coordinate as cv2 fixed point, clamped far outside any image."""
+    return round(min(max(v, -1e4), 1e4) * ONE)
+
+
+def _hazy(rgb: tuple | np.ndarray, look: Look, haze: float) -> tuple[int, int, int]:
+    r, g, b = (float(a) * look.palette.light for a in rgb)
+    f = look.fog
+    return (int(r + (f[0] - r) * haze), int(g + (f[1] - g) * haze), int(b + (f[2] - b) * haze))
+
+
+def _target_args(
+    u: float, ground: float, scale: float, height: float, look: Look, haze: float
+) -> tuple:
+    pole = max(0.04 * scale, 0.6)
+    r = max(TARGET_RADIUS * scale, 0.5)
+    v = ground - height * scale
+    sphere = ((_fx(u), _fx(v)), _fx(r), _hazy(TARGET_COLOR, look, haze))
+    pole_rect = ((_fx(u - pole), _fx(v + r)), (_fx(u + pole), _fx(ground)))
+    pole_color = _hazy((80, 80, 85), look, haze)
+    highlight = None
+    if r > 3:
+        shine = tuple(min(c * 1.18 + 20, 255) for c in TARGET_COLOR)
+        center = (_fx(u - 0.3 * r), _fx(v - 0.3 * r))
+        highlight = (center, _fx(0.35 * r), _hazy(shine, look, haze))
+    return pole_rect, pole_color, sphere, highlight
+
+
+def _distractor_args(
+    u: float, ground: float, scale: float, row: np.ndarray, look: Look, haze: float
+) -> tuple:
+    size, kind, hue = (float(v) for v in row[2:5])
+    color = _hazy((225 + 25 * hue, 60 + 55 * hue, 25 + 15 * hue), look, haze)
+    w = max(size * scale, 0.5)
+    if kind == 0:  # a cone
+        pts = [(_fx(u), _fx(ground - 2.2 * size * scale)), (_fx(u - w), _fx(ground))]
+        pts.append((_fx(u + w), _fx(ground)))
+        return True, pts, color
+    return False, ((_fx(u), _fx(ground - w)), _fx(w)), color
+
+
+def _paint_broadleaf(img: np.ndarray, g: list, col: list, snow: bool) -> None:
+    cv2.rectangle(img, (g[0], g[1]), (g[2], g[3]), col[0], -1, cv2.LINE_8, SUB)
+    cv2.ellipse(img, (g[4], g[5]), (g[6], g[7]), 0, 0, 360, col[1], -1, cv2.LINE_8, SUB)
+    if g[10] > ONE:  # the lit side, once the canopy is a few pixels wide
+        cv2.ellipse(img, (g[8], g[9]), (g[10], g[11]), 0, 0, 360, col[2], -1, cv2.LINE_8, SUB)
+
+
+def _paint_conifer(img: np.ndarray, g: list, col: list, snow: bool) -> None:
+    cv2.rectangle(img, (g[0], g[1]), (g[2], g[3]), col[0], -1, cv2.LINE_8, SUB)
+    cone = np.array([[g[4], g[12]], [g[4] - g[6], g[13]], [g[4] + g[6], g[13]]], np.int32)
+    cv2.fillConvexPoly(img, cone, col[1], cv2.LINE_8, SUB)
+    if snow:  # on the upper third
+        cap = np.array([[g[4], g[12]], [g[4] - g[15], g[14]], [g[4] + g[15], g[14]]], np.int32)
+        cv2.fillConvexPoly(img, cap, col[3], cv2.LINE_8, SUB)
+
+
+def _paint_target(
+    img: np.ndarray, pole: tuple, pole_color: tuple, sphere: tuple, highlight: tuple | None
+) -> None:
+    cv2.rectangle(img, *pole, pole_color, -1, cv2.LINE_8, SUB)
+    cv2.circle(img, *sphere, -1, cv2.LINE_AA, SUB)
+    if highlight is not None:
+        cv2.circle(img, *highlight, -1, cv2.LINE_AA, SUB)
+
+
+def _paint_distractor(img: np.ndarray, cone: bool, shape: Any, color: tuple) -> None:
+    if cone:
+        cv2.fillConvexPoly(img, np.array(shape, np.int32), color, cv2.LINE_AA, SUB)
+    else:
+        cv2.circle(img, *shape, color, -1, cv2.LINE_AA, SUB)

@@ -1,0 +1,196 @@
+"""Distribution shifts: what the camera sees (season, light, sensor, scene) and when (timing).
+
+`SHIFTS` maps each single shift name to a small frozen `Shift`; `parse_shift("winter+noise")`
+combines several. The training distribution is `none` (summer, 10 Hz). Scene geometry (trees,
+target, start) depends on the episode seed only, so every shift flies the same scenes and
+results are paired across shifts. Pixel shifts change the frames, timing shifts change `dt`;
+the privileged expert is affected by timing shifts only.
+
+`SensorEffects` applies the per-frame pixel effects (glare, lens occlusion, blur, noise) after
+the renderer; `Timing` samples the seconds between frames.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+SEASONS = ("summer", "autumn", "winter")
+
+
+@dataclass(frozen=True)
+class Shift:
+    """One shift or a combination; fields left at their defaults change nothing."""
+
+    names: tuple[str, ...] = ("none",)
+    season: str = "summer"  # palette of ground, foliage and sky
+    dusk: bool = False  # low warm light, dark sky
+    glare: bool = False  # low sun in front: bloom around it and a veil over the frame
+    noise_std: float = 0.0  # Gaussian sensor noise, in uint8 levels
+    blur_sigma: float = 0.0  # Gaussian defocus blur, in pixels at 128 px width
+    occluders: int = 0  # opaque blobs (dirt, leaves) stuck on the lens
+    distractors: int = 0  # red-orange objects like the target, on the ground
+    dt_scale: float = 1.0  # frame period / nominal (lowfps 2.0, highfps 0.5)
+    dt_range: tuple[float, float] | None = None  # per-frame dt multipliers (jitter)
+
+    def __post_init__(self) -> None:
+        if self.season not in SEASONS:
+            raise ValueError(f"season must be one of {SEASONS}, got {self.season!r}")
+        if self.noise_std < 0 or self.blur_sigma < 0 or self.occluders < 0 or self.distractors < 0:
+            raise ValueError("noise_std, blur_sigma, occluders and distractors must be >= 0")
+        if not self.dt_scale > 0:
+            raise ValueError(f"dt_scale must be > 0, got {self.dt_scale}")
+        if self.dt_range is not None and not 0 < self.dt_range[0] < self.dt_range[1]:
+            raise ValueError(
+                f"dt_range must be (low, high) with 0 < low < high, got {self.dt_range}"
+            )
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.names)
+
+    def combine(self, other: Shift) -> Shift:
+        """Both shifts at once; two seasons or two timing changes conflict (ValueError)."""
+        if self.season != "summer" and other.season != "summer":
+            raise ValueError(f"{self.name} and {other.name} both set the season")
+        if _changes_timing(self) and _changes_timing(other):
+            raise ValueError(f"{self.name} and {other.name} both change the timing")
+        names = tuple(n for n in (*self.names, *other.names) if n != "none") or ("none",)
+        return Shift(
+            names=names,
+            season=other.season if other.season != "summer" else self.season,
+            dusk=self.dusk or other.dusk,
+            glare=self.glare or other.glare,
+            noise_std=max(self.noise_std, other.noise_std),
+            blur_sigma=max(self.blur_sigma, other.blur_sigma),
+            occluders=max(self.occluders, other.occluders),
+            distractors=max(self.distractors, other.distractors),
+            dt_scale=self.dt_scale * other.dt_scale,
+            dt_range=self.dt_range or other.dt_range,
+        )
+
+
+def _changes_timing(shift: Shift) -> bool:
+    return shift.dt_scale != 1.0 or shift.dt_range is not None
+
+
+SHIFTS: dict[str, Shift] = {
+    "none": Shift(),
+    "autumn": Shift(names=("autumn",), season="autumn"),
+    "winter": Shift(names=("winter",), season="winter"),
+    "dusk": Shift(names=("dusk",), dusk=True),
+    "glare": Shift(names=("glare",), glare=True),
+    "noise": Shift(names=("noise",), noise_std=14.0),
+    "blur": Shift(names=("blur",), blur_sigma=1.6),
+    "occlusion": Shift(names=("occlusion",), occluders=4),
+    "distractors": Shift(names=("distractors",), distractors=8),
+    "lowfps": Shift(names=("lowfps",), dt_scale=2.0),  # 5 Hz
+    "highfps": Shift(names=("highfps",), dt_scale=0.5),  # 20 Hz
+    # dt from 0.4x to 2x nominal (0.04-0.2 s at 10 Hz): far wider than training's dt_jitter
+    "jitter": Shift(names=("jitter",), dt_range=(0.4, 2.0)),
+}
+
+
+def parse_shift(spec: str) -> Shift:
+    """`"none"`, a single name, or names joined by `+`; unknown names raise ValueError."""
+    parts = [p.strip() for p in spec.split("+")]
+    unknown = [p for p in parts if p not in SHIFTS]
+    if unknown:
+        raise ValueError(
+            f"unknown shift {', '.join(map(repr, unknown))}; valid: {', '.join(SHIFTS)} "
+            "(combine with '+', e.g. winter+noise)"
+        )
+    shift = SHIFTS[parts[0]]
+    for part in parts[1:]:
+        shift = shift.combine(SHIFTS[part])
+    return shift
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds between frames: nominal x shift scale, varied by jitter or training dt_jitter."""
+
+    nominal_dt: float
+    dt_jitter: float = 0.0  # training: dt in nominal x [1 - j, 1 + j]
+    dt_range: tuple[float, float] | None = None  # OOD jitter shift: nominal x [low, high]
+
+    @classmethod
+    def for_shift(cls, shift: Shift, dt: float, dt_jitter: float) -> Timing:
+        return cls(dt * shift.dt_scale, dt_jitter, shift.dt_range)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.dt_range is not None:
+            return self.nominal_dt * float(rng.uniform(*self.dt_range))
+        if self.dt_jitter > 0:
+            return self.nominal_dt * float(rng.uniform(1 - self.dt_jitter, 1 + self.dt_jitter))
+        return self.nominal_dt
+
+
+class SensorEffects:
+    """The per-frame pixel effects of a shift, built once per episode."""
+
+    def __init__(
+        self, shift: Shift, size: tuple[int, int], focal: float, sun: tuple, occluders: np.ndarray
+    ) -> None:
+        height, width = size
+        self.shift = shift
+        self.focal = focal
+        self.sun_azimuth, self.sun_elevation = sun
+        self.blur = shift.blur_sigma * width / 128
+        self.bloom = _bloom_kernel(height, width) if shift.glare else None
+        self.occluder_mask = _occluder_mask(occluders, height, width) if len(occluders) else None
+        self.occluder_color = np.array([38, 33, 28], np.uint8)  # dirt / a dead leaf
+
+    def apply(self, frame: np.ndarray, yaw: float, rng: np.random.Generator) -> np.ndarray:
+        """Glare, then lens occlusion, blur and sensor noise, in the order light meets them."""
+        if self.bloom is not None:
+            frame = self._glare(frame, yaw)
+        if self.occluder_mask is not None:
+            frame[self.occluder_mask] = self.occluder_color
+        if self.blur > 0:
+            frame = cv2.GaussianBlur(frame, (0, 0), self.blur)
+        if self.shift.noise_std > 0:
+            noise = rng.standard_normal(frame.shape, dtype=np.float32) * self.shift.noise_std
+            frame = np.clip(frame + noise, 0, 255).astype(np.uint8)
+        return frame
+
+    def _glare(self, frame: np.ndarray, yaw: float) -> np.ndarray:
+        """A veil that lifts the blacks everywhere plus a bloom around the sun when in view."""
+        h, w = frame.shape[:2]
+        rel = math.remainder(self.sun_azimuth - yaw, 2 * math.pi)
+        out = frame.astype(np.float32) * 0.75 + np.float32(60.0)
+        if abs(rel) < math.radians(80):
+            u = round(w / 2 + self.focal * math.tan(rel))
+            v = round(h / 2 - self.focal * math.tan(self.sun_elevation))
+            top, left = h - v, w - u
+            if 0 <= top <= h and 0 <= left <= w:
+                out += self.bloom[top : top + h, left : left + w]
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _bloom_kernel(height: int, width: int) -> np.ndarray:
+    """A [2H, 2W, 3] warm radial bloom centred at (H, W), cropped to place the sun."""
+    yy, xx = np.mgrid[-height:height, -width:width].astype(np.float32)
+    r = np.hypot(xx, yy) / width
+    core = 255.0 * np.exp(-((r / 0.12) ** 2)) + 150.0 * np.exp(-r / 0.35)
+    streak = 120.0 * np.exp(-np.abs(yy) / (0.02 * width)) * np.exp(-np.abs(xx) / (0.6 * width))
+    glow = (core + streak)[..., None] * np.array([1.0, 0.92, 0.75], np.float32)
+    return glow.astype(np.float32)
+
+
+def _occluder_mask(occluders: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bool [H, W]: where the lens blobs (given in image fractions) cover the frame."""
+    mask = np.zeros((height, width), np.uint8)
+    for cx, cy, ax, ay, angle in occluders:
+        center = (round(cx * width * 16), round(cy * height * 16))
+        axes = (round(ax * width * 16), round(ay * width * 16))
+        cv2.ellipse(mask, center, axes, angle, 0, 360, 255, -1, cv2.LINE_8, 4)
+    return mask.astype(bool)
+
+
+def shift_names() -> list[str]:
+    """Every single shift, `none` first (what `--shift all` evaluates)."""
+    return list(SHIFTS)
