@@ -108,6 +108,14 @@ def _make_env(policy: OnnxPolicy, shift: str):
         raise EdgeLiquidError(f"bad simulator settings: {e}") from None
 
 
+def _caption(index: int, config: DemoConfig, info: dict, command: np.ndarray) -> list[str]:
+    return [
+        f"episode {index + 1}/{config.episodes}  t={info['time']:.1f} s  "
+        f"target {info['distance']:.1f} m",
+        "fwd {:+.2f} right {:+.2f} down {:+.2f} yaw {:+.2f}".format(*command),
+    ]
+
+
 def fly_episode(env, policy: OnnxPolicy, seed: int, video: VideoOut, config: DemoConfig, index):
     """Closed loop: frame → policy (clamped to its limits) → env, filming every frame."""
     obs, info = env.reset(seed=seed)
@@ -119,12 +127,7 @@ def fly_episode(env, policy: OnnxPolicy, seed: int, video: VideoOut, config: Dem
         raw = policy.step(obs, info["dt"])
         spent += time.perf_counter() - t0
         command = np.clip(np.nan_to_num(raw, nan=0.0), -policy.limits, policy.limits)
-        text = [
-            f"episode {index + 1}/{config.episodes}  t={info['time']:.1f} s  "
-            f"target {info['distance']:.1f} m",
-            "fwd {:+.2f} right {:+.2f} down {:+.2f} yaw {:+.2f}".format(*command),
-        ]
-        video.write(_overlay(obs, config.video_scale, text))
+        video.write(_overlay(obs, config.video_scale, _caption(index, config, info, command)))
         obs, _, terminated, truncated, info = env.step(command)
         path.append(info["state"][:2].copy())
         steps += 1

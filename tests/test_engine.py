@@ -205,3 +205,26 @@ def test_tensorrt_chain_asks_for_engine_cache_and_fp16(tmp_path, monkeypatch):
 def test_unknown_provider_is_rejected():
     with pytest.raises(EdgeLiquidError, match="choose one of cpu, cuda, tensorrt"):
         provider_chain("npu")
+
+
+def test_runtime_imports_neither_torch_nor_onnx():
+    import subprocess
+    import sys
+
+    modules = [
+        "engine",
+        "sources",
+        "simsource",
+        "sinks",
+        "mavlink",
+        "daemon",
+        "notify",
+        "recorder",
+        "service",
+    ]
+    code = "; ".join(
+        [f"import edgeliquid.runtime.{m}" for m in modules]
+        + ["import edgeliquid.demo, sys", "bad = {'torch', 'onnx'} & set(sys.modules)"]
+        + ["assert not bad, bad"]
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -97,16 +97,8 @@ def fly(
             send_hold(out, "startup_error", clock)
             raise
         recorder = stack.enter_context(_recorder(record, policy)) if record else None
-        log.info(
-            "flying %s (%s, %dx%d) from %s to %s at %g Hz",
-            Path(model).name,
-            policy.provider,
-            policy.input_size[1],
-            policy.input_size[0],
-            source,
-            sink,
-            config.rate_hz,
-        )
+        what = f"{Path(model).name} on {policy.provider}"
+        log.info("flying %s from %s to %s at %g Hz", what, source, sink, config.rate_hz)
         daemon = Daemon(policy, frames, out, config, clock, Notifier(), recorder)
         with stop_on_signals(daemon):
             return daemon.run()
