@@ -153,6 +153,9 @@ class CaptureSource(FrameSource):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+            if self._thread.is_alive():  # stuck in a driver read: releasing under it can crash
+                log.warning("%s did not stop within 5 s; leaving it to exit", self.name)
+                return
         self._release()
 
     def _run(self) -> None:
@@ -199,11 +202,19 @@ def _bgr_to_rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _quiet_opencv() -> None:
+    """OpenCV's own warnings on a failed open would repeat on every reconnect try; we log ours."""
+    cv_logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if cv_logging is not None:
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_ERROR)
+
+
 class OpenCVSource(CaptureSource):
     """A camera index, V4L2 device, video file, URL or GStreamer pipeline via cv2.VideoCapture."""
 
     def __init__(self, target: int | str, clock: Clock | None = None, **kwargs) -> None:
         super().__init__(clock, **kwargs)
+        _quiet_opencv()
         self.target = target
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
         self.api = _capture_api(target)
