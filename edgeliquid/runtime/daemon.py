@@ -6,6 +6,7 @@ and never repeats a stale command. The fail-safe ladder, checked each tick:
   no frame yet / frame older than max_frame_age   → hold ("no_frame", "stale_frame")
   source lost (reopening with back-off)           → hold ("source_lost") once its frame is stale
   policy step not back within the step budget     → hold ("overrun"); logged after N in a row
+  frame the engine rejects (dtype, channels)      → hold ("bad_frame"), logged
   policy step raised                              → hold ("step_error"), logged
   non-finite command or state                     → hold ("nonfinite") and reset the state
   holding longer than reset_after_s               → reset the recurrent state (logged)
@@ -89,7 +90,7 @@ class RunStats:
     steps: int = 0  # policy steps that returned in time
     holds: int = 0
     degraded: int = 0
-    misses: int = 0  # ticks that started more than a period late
+    misses: int = 0  # ticks that could not start on their deadline
     resets: int = 0  # recurrent-state resets by the ladder
     sink_errors: int = 0
     reasons: Counter = field(default_factory=Counter)
