@@ -290,3 +290,47 @@ def test_notifier_without_socket_is_silent():
 def test_config_names_the_bad_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DaemonConfig(**kwargs)
+
+
+class GreySource(ScriptedSource):
+    def _new(self):
+        self._publish(np.zeros((HEIGHT, WIDTH), np.uint8))  # no colour channels
+
+
+def test_unusable_frame_holds_and_keeps_running(models):
+    clock = FastClock()
+    source, sink = GreySource(clock), ListSink()
+    with source:
+        Daemon(
+            OnnxPolicy(models["plain"]), source, sink, DaemonConfig(max_steps=5), clock=clock
+        ).run()
+    assert [m.reason for m in sink.messages] == ["bad_frame"] * 5 + ["shutdown"]
+
+
+class Broken(Spy):
+    def step(self, image, dt):
+        if self.count == 3:
+            self.count += 1
+            raise RuntimeError("ORT: invalid input")
+        return super().step(image, dt)
+
+
+def test_step_error_holds_that_tick_only(models):
+    _, sink, _, _ = fly(models["plain"], policy_wrap=Broken, rate_hz=10, max_steps=8)
+    assert [m.status for m in sink.messages[:-1]] == ["ok"] * 3 + ["hold"] + ["ok"] * 4
+    assert sink.messages[3].reason == "step_error"
+
+
+def test_finished_file_source_ends_the_run(models, tmp_path):
+    import cv2
+
+    from edgeliquid.runtime.sources import FolderSource
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / "imgs" / f"{i}.png"), np.full((30, 40, 3), 40 * i, np.uint8))
+    source, sink = FolderSource(tmp_path / "imgs", fps=10), ListSink()
+    with source:
+        stats = Daemon(OnnxPolicy(models["plain"]), source, sink, DaemonConfig(rate_hz=40)).run()
+    assert source.finished and stats.steps == 5
+    assert sink.messages[-1].reason == "shutdown"
