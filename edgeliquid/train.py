@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeliquid.augment import AugmentConfig, augment_frames
+from edgeliquid.augment import AugmentConfig, Augmenter
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.windows import Batch, WindowSet, command_statistics, split_windows
 
@@ -56,6 +56,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop after this much training wall time (None: no cap)
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
     num_threads: int = 2  # torch intra-op threads: the whole of this 2-core machine
+    device: str = "cpu"  # cpu, or cuda for quick sweeps where a GPU exists
     init: str | None = None  # checkpoint to fine-tune from (its model config wins)
     eval_episodes: int = 0  # closed-loop episodes on shift none after training (0: skip)
     eval_seed: int = 12345  # disjoint from data seeds: results are on unseen scenes
@@ -77,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if self.eval_episodes < 0:
             raise ValueError(f"eval_episodes must be >= 0, got {self.eval_episodes}")
 
@@ -100,7 +103,7 @@ class _Run:
     config: TrainConfig
     train_set: WindowSet
     val_set: WindowSet
-    generator: torch.Generator
+    augmenter: Augmenter | None
     rng: np.random.Generator
     total_steps: int
     deadline: float | None
@@ -108,25 +111,16 @@ class _Run:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _tensors(batch: Batch) -> tuple[torch.Tensor, ...]:
-    return (
-        torch.from_numpy(batch.frames),
-        torch.from_numpy(batch.commands),
-        torch.from_numpy(batch.dt),
-        torch.from_numpy(batch.mask),
-    )
-
-
 def masked_loss(
-    model: torch.nn.Module,
-    batch: Batch,
-    augment: AugmentConfig | None = None,
-    generator: torch.Generator | None = None,
+    model: torch.nn.Module, batch: Batch, augmenter: Augmenter | None = None
 ) -> torch.Tensor:
     """MSE between normalised predictions and normalised labels over the unpadded steps."""
-    frames, commands, dt, mask = _tensors(batch)
-    if augment is not None and generator is not None:
-        frames = augment_frames(frames, augment, generator)
+    device = model.command_mean.device
+    frames = torch.from_numpy(batch.frames)
+    frames = augmenter(frames) if augmenter is not None else frames.to(device)
+    commands, dt, mask = (
+        torch.from_numpy(a).to(device) for a in (batch.commands, batch.dt, batch.mask)
+    )
     predicted, _ = model(frames, None, dt)
     error = model.normalize_commands(predicted) - model.normalize_commands(commands)
     weights = mask.to(error.dtype).unsqueeze(-1)
@@ -150,7 +144,7 @@ def _train_epoch(run: _Run) -> tuple[float, bool]:
     losses = []
     for batch in run.train_set.batches(run.config.batch_size, run.rng):
         _set_lr(run)
-        loss = masked_loss(run.model, batch, run.config.augment, run.generator)
+        loss = masked_loss(run.model, batch, run.augmenter)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
@@ -274,11 +268,15 @@ def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
-def closed_loop_none(checkpoint: Path, episodes: int, seed: int) -> dict[str, Any]:
+def closed_loop_none(
+    checkpoint: Path, episodes: int, seed: int, workers: int = 1
+) -> dict[str, Any]:
     """Success of a checkpoint on the in-distribution (`none`) shift, via `edgeliquid.evaluate`."""
     from edgeliquid.evaluate import evaluate
 
-    report = evaluate(str(checkpoint), episodes=episodes, seed=seed, shifts=["none"], workers=1)
+    report = evaluate(
+        str(checkpoint), episodes=episodes, seed=seed, shifts=["none"], workers=workers
+    )
     return report["results"][0]
 
 
@@ -335,6 +333,7 @@ def _build_run(config: TrainConfig, episodes: list, log: Log) -> _Run:
     )
     if config.init is None:
         _set_label_statistics(model, train_set)
+    model.to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
     return _Run(
@@ -343,7 +342,9 @@ def _build_run(config: TrainConfig, episodes: list, log: Log) -> _Run:
         config=config,
         train_set=train_set,
         val_set=val_set,
-        generator=torch.Generator().manual_seed(config.seed),
+        augmenter=None
+        if config.augment is None
+        else Augmenter(config.augment, config.seed, config.device),
         rng=np.random.default_rng(config.seed),
         total_steps=math.ceil(len(train_set) / config.batch_size) * config.epochs,
         deadline=deadline,
@@ -384,14 +385,14 @@ def train(
     metrics["initial_val_loss"] = evaluate_loss(run.model, run.val_set)
     if config.init is not None and config.eval_episodes > 0:
         metrics["init_eval_none"] = closed_loop_none(
-            Path(config.init), config.eval_episodes, config.eval_seed
+            Path(config.init), config.eval_episodes, config.eval_seed, config.num_threads
         )
     metrics.update(_fit(run, run_dir, data, log))
     metrics["wall_seconds"] = time.monotonic() - wall_start
     metrics["history"] = run.history
     if config.eval_episodes > 0:
         metrics["eval_none"] = closed_loop_none(
-            run_dir / "best.pt", config.eval_episodes, config.eval_seed
+            run_dir / "best.pt", config.eval_episodes, config.eval_seed, config.num_threads
         )
         log(f"closed loop, shift none: success {metrics['eval_none']['success_rate']:.2f}")
     _plot_curves(run.history, run_dir / "curves.png")

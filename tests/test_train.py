@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgeliquid.augment import AugmentConfig, augment_frames
+from edgeliquid.augment import AugmentConfig, Augmenter
 from edgeliquid.windows import command_statistics, gather, make_windows, split_episodes
 
 
@@ -75,25 +75,55 @@ def _frames(seed: int = 0) -> torch.Tensor:
 
 def test_augment_keeps_uint8_contract_and_is_seeded():
     frames = _frames()
-    out = augment_frames(frames, AugmentConfig(), torch.Generator().manual_seed(1))
-    again = augment_frames(frames, AugmentConfig(), torch.Generator().manual_seed(1))
+    out = Augmenter(AugmentConfig(), seed=1)(frames)
     assert out.dtype == torch.uint8 and out.shape == frames.shape
-    assert torch.equal(out, again) and not torch.equal(out, frames)
+    assert torch.equal(out, Augmenter(AugmentConfig(), seed=1)(frames))
+    assert not torch.equal(out, Augmenter(AugmentConfig(), seed=2)(frames))
+    assert not torch.equal(out, frames)
 
 
 def test_augment_off_is_identity():
     frames = _frames()
     config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0)
-    assert torch.equal(augment_frames(frames, config, torch.Generator()), frames)
+    assert torch.equal(Augmenter(config, seed=0)(frames), frames)
+
+
+def _reference(x: torch.Tensor, b: float, c: float, s: float) -> torch.Tensor:
+    """Brightness, contrast, saturation applied one after another, the textbook way."""
+    luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
+    x = x.double() * b
+    mean = (x @ luma).mean(dim=(-2, -1), keepdim=True).unsqueeze(-1)
+    x = (x - mean) * c + mean
+    grey = (x @ luma).unsqueeze(-1)
+    return ((x - grey) * s + grey).clamp(0, 255).round()
+
+
+def test_augment_folded_affine_equals_sequential_ops(monkeypatch):
+    frames = _frames()[:1]
+    config = AugmentConfig(noise_std=0)
+    augmenter = Augmenter(config, seed=0)
+    factors = iter([1.3, 0.7, 1.2])
+    monkeypatch.setattr(augmenter, "_factors", lambda batch, strength: next(factors))
+    expected = _reference(frames, 1.3, 0.7, 1.2)
+    assert (augmenter(frames).double() - expected).abs().max() <= 1.0
 
 
 def test_augment_colour_factors_are_per_sequence():
     frames = torch.full((2, 5, 6, 6, 3), 100, dtype=torch.uint8)
     config = AugmentConfig(contrast=0, saturation=0, noise_std=0)
-    out = augment_frames(frames, config, torch.Generator().manual_seed(0))
+    out = Augmenter(config, seed=0)(frames)
     for sequence in out:
         assert torch.equal(sequence, sequence[:1].expand_as(sequence))  # same over time
     assert not torch.equal(out[0], out[1])  # different between sequences
+
+
+def test_augment_noise_has_the_configured_strength():
+    frames = torch.full((4, 8, 16, 16, 3), 128, dtype=torch.uint8)
+    config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0.05)
+    out = Augmenter(config, seed=0)(frames).double()
+    assert out.mean().item() == pytest.approx(128, abs=1.0)
+    assert (out - 128).std().item() == pytest.approx(0.05 * 255, rel=0.1)
+    assert not torch.equal(out[0, 0], out[0, 1])  # each frame its own noise
 
 
 def test_augment_config_rejects_bad_values():
@@ -106,3 +136,167 @@ def test_metrics_json_is_plain():
 
     plain = _plain(TrainConfig(max_minutes=2.0))
     assert json.loads(json.dumps(plain)) == plain and plain["augment"]["noise_std"] == 0.05
+
+
+# -- training on a tiny synthetic dataset -------------------------------------------------
+
+H, W = 24, 32
+
+
+def _write_dataset(directory, episodes: int = 8, steps: int = 12, seed: int = 0):
+    """Episodes whose label is readable from the frame: a bright bar's column → yaw rate."""
+    from edgeliquid import data
+
+    rng = np.random.default_rng(seed)
+    entries = []
+    for index in range(episodes):
+        columns = rng.integers(0, W - 4, size=steps)
+        frames = np.full((steps, H, W, 3), 40, dtype=np.uint8)
+        for t, c in enumerate(columns):
+            frames[t, :, c : c + 4] = 230
+        yaw = (columns / (W - 4) - 0.5).astype(np.float32)
+        commands = np.stack([np.ones(steps), yaw * 0.2, np.zeros(steps), yaw], 1)
+        dt = rng.uniform(0.07, 0.13, size=steps).astype(np.float32)
+        episode = data.Episode(
+            frames, commands.astype(np.float32), dt, np.zeros((steps, 2), np.float32)
+        )
+        data.save_episode(directory, index, episode)
+        entries.append({"file": data.episode_path(directory, index).name, "steps": steps})
+    manifest = data.new_manifest(height=H, width=W, nominal_dt=0.1, shift="none", seed=seed)
+    manifest.update(episodes=entries, complete=True, dt_jitter=0.3)
+    data.write_manifest(directory, manifest)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return _write_dataset(tmp_path_factory.mktemp("episodes"))
+
+
+def _config(**overrides):
+    from edgeliquid.train import TrainConfig
+
+    base = dict(epochs=2, seq_len=6, seq_shift=3, batch_size=4, lr=1e-2, val_fraction=0.25)
+    return TrainConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    from edgeliquid.train import train
+
+    run_dir = tmp_path_factory.mktemp("run")
+    return train(dataset, run_dir, _config(epochs=6), log=lambda line: None)
+
+
+def test_short_run_lowers_loss_and_writes_run_files(trained):
+    metrics = trained.metrics
+    assert metrics["best_val_loss"] < 0.8 * metrics["initial_val_loss"]
+    assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"]
+    for name in ("best.pt", "last.pt", "metrics.json", "curves.png"):
+        assert (trained.run_dir / name).stat().st_size > 0
+    on_disk = json.loads((trained.run_dir / "metrics.json").read_text())
+    assert on_disk["best_epoch"] == metrics["best_epoch"] and on_disk["data"]["episodes"] == 8
+    assert on_disk["param_count"] > 0 and on_disk["data"]["dt_jitter"] == 0.3
+
+
+def test_checkpoint_stores_label_statistics_and_round_trips(trained, dataset, tmp_path):
+    from edgeliquid.data import load_dataset
+    from edgeliquid.model import load_checkpoint, save_checkpoint
+
+    model, ckpt = load_checkpoint(trained.best_path)
+    assert ckpt["epoch"] == trained.metrics["best_epoch"]
+    assert 0.5 < float(model.command_mean[0]) < 1.5  # forward labels are all 1.0
+    episode = load_dataset(dataset)[0]
+    frames = torch.from_numpy(episode.frames).unsqueeze(0)
+    dt = torch.from_numpy(episode.dt).unsqueeze(0)
+    save_checkpoint(tmp_path / "again.pt", model)
+    again, _ = load_checkpoint(tmp_path / "again.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(frames, None, dt)[0], again(frames, None, dt)[0], rtol=0, atol=0
+        )
+
+
+def test_same_seed_same_run(dataset, tmp_path):
+    from edgeliquid.train import train
+
+    quiet = {"log": lambda line: None}
+    a = train(dataset, tmp_path / "a", _config(epochs=1, seed=5), **quiet).metrics
+    b = train(dataset, tmp_path / "b", _config(epochs=1, seed=5), **quiet).metrics
+    c = train(dataset, tmp_path / "c", _config(epochs=1, seed=6), **quiet).metrics
+    assert a["history"][0]["train_loss"] == b["history"][0]["train_loss"]
+    assert a["history"][0]["train_loss"] != c["history"][0]["train_loss"]
+
+
+def test_init_resumes_from_checkpoint_and_warns_on_arch(trained, dataset, tmp_path):
+    from edgeliquid.train import train
+
+    lines = []
+    config = _config(epochs=1, init=str(trained.last_path), arch="gru")
+    result = train(dataset, tmp_path / "fine", config, log=lines.append)
+    last_val = trained.metrics["history"][-1]["val_loss"]
+    assert result.metrics["initial_val_loss"] == pytest.approx(last_val, rel=1e-5)
+    assert result.metrics["arch"] == "cfc"
+    assert any(line.startswith("warning: --init checkpoint is arch 'cfc'") for line in lines)
+
+
+def test_max_minutes_stops_early(dataset, tmp_path):
+    from edgeliquid.train import train
+
+    result = train(dataset, tmp_path, _config(epochs=50, max_minutes=1e-6), log=lambda s: None)
+    assert result.metrics["stopped_by_time"] and len(result.metrics["history"]) == 1
+    assert result.best_path.is_file() and result.last_path.is_file()
+
+
+def test_config_validation_names_the_value():
+    with pytest.raises(ValueError, match="arch must be one of"):
+        _config(arch="transformer")
+    with pytest.raises(ValueError, match="val_fraction"):
+        _config(val_fraction=1.0)
+
+
+# -- CLI ----------------------------------------------------------------------------------
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from edgeliquid.cli import app
+
+    return CliRunner().invoke(app, ["train", *map(str, args)])
+
+
+def test_cli_trains(dataset, tmp_path):
+    result = _cli(dataset, "--out", tmp_path, "--epochs", 1, "--seq-len", 6, "--batch-size", 4)
+    assert result.exit_code == 0, result.output
+    assert "parameters" in result.output and "epoch   1" in result.output
+    assert (tmp_path / "best.pt").is_file()
+
+
+def test_cli_corrupt_data_is_one_clear_line(dataset, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    victim = broken / "episode_000003.npz"
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 3 : len(raw) // 3 + 64] = bytes(64)  # damage the compressed frames
+    victim.write_bytes(bytes(raw))
+    result = _cli(broken, "--out", tmp_path / "run")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        line for line in result.output.strip().splitlines() if line.startswith("edgeliquid: error:")
+    ]
+    assert "episode_000003.npz" in result.output and "corrupt" in result.output
+
+
+def test_cli_missing_or_empty_folder(tmp_path):
+    result = _cli(tmp_path / "nowhere", "--out", tmp_path / "run")
+    assert result.exit_code == 1 and "no such data folder" in result.output
+    result = _cli(tmp_path, "--out", tmp_path / "run")
+    assert result.exit_code == 1 and "manifest.json" in result.output
+
+
+def test_cli_bad_option_is_one_line(dataset, tmp_path):
+    result = _cli(dataset, "--out", tmp_path, "--arch", "transformer")
+    assert result.exit_code == 1 and "edgeliquid: error: arch must be one of" in result.output
