@@ -90,6 +90,16 @@ def test_target_is_visible_as_red_orange_pixels_at_policy_size(seed):
     assert red_orange.sum() >= 3, f"target {info['distance']:.1f} m away is not visible"
 
 
+@pytest.mark.parametrize("altitude", [0.3, 1.0, 6.0, 14.9])
+def test_renders_from_any_altitude_in_the_arena(altitude):
+    env = env_at()
+    env.reset(seed=0)
+    place(env, 1.0, 2.0, altitude, 0.3)
+    frame = env._observe()
+    assert frame.shape == (36, 64, 3)
+    assert frame[18:].std() > 1.0  # textured ground below the horizon
+
+
 def test_first_order_response_and_clockwise_yaw():
     env = env_at()
     env.reset(seed=0)

@@ -172,8 +172,8 @@ def _panorama(
     sky = sky + (np.array(palette.cloud, np.float32) - sky) * alpha[..., None]
     ridge = _periodic_noise(rng, (1, width), slope=1.2)[0]
     bumps = _periodic_noise(rng, (1, width), slope=0.3)[0]
-    line = 0.025 + 0.012 * ridge + 0.004 * bumps  # tree-line elevation (rad) by azimuth
-    far = np.array(palette.hills, np.float32) * 0.65 + np.array(palette.fog, np.float32) * 0.35
+    line = 0.035 + 0.02 * ridge + 0.006 * bumps  # elevation (rad) of the far hills by azimuth
+    far = np.array(palette.hills, np.float32) * 0.55 + np.array(palette.fog, np.float32) * 0.45
     sky[elevation[:, 0][:, None] < line[None, :]] = far
     return np.ascontiguousarray(np.clip(sky, 0, 255).astype(np.uint8))
 

@@ -56,11 +56,12 @@ class Renderer:
         map_row = (self.ground_a * (scale * c) - self.ground_b * (scale * s)) + x / TEXEL
         map_col = (self.ground_a * (scale * s) + self.ground_b * (scale * c)) + y / TEXEL
         far = int(np.searchsorted(-self.row_distance * alt, -12.0))  # first row nearer than 12 m
-        out = np.empty((len(self.row_distance), self.width, 3), np.uint8)
-        for texture, rows in ((look.texture_far, slice(0, far)), (look.texture, slice(far, None))):
-            if rows.start != rows.stop:
-                out[rows] = cv2.remap(
-                    texture, map_col[rows], map_row[rows], cv2.INTER_LINEAR,
+        n = len(self.row_distance)
+        out = np.empty((n, self.width, 3), np.uint8)
+        for texture, lo, hi in ((look.texture_far, 0, far), (look.texture, far, n)):
+            if hi > lo:
+                out[lo:hi] = cv2.remap(
+                    texture, map_col[lo:hi], map_row[lo:hi], cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_WRAP,
                 )  # fmt: skip
         haze = 1.0 - np.exp(self.row_distance * (-alt / look.palette.fog_distance))

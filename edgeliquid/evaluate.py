@@ -1,0 +1,301 @@
+"""Closed-loop evaluation: fly any policy in NavEnv under shifts and score it.
+
+A policy is anything with `reset()` and `step(frame, dt) -> command[4]`: the torch checkpoint
+adapter below, the runtime's `OnnxPolicy`, or your own object. `expert` is special-cased: it
+reads the simulator's true state instead of the frame. Episode i of a run flies the scene of
+`episode_seed(seed, i, "eval")`: the same scene under every shift, so results pair up across
+shifts, and not the scene `collect` records with the same seed and index. Episodes spread over
+worker processes and come back in order, so a seed gives the same table for any number of
+workers.
+
+`evaluate(...)` returns the JSON of the design:
+`{"model", "seed", "episodes", "results": [{"shift", "episodes", "success_rate",
+"success_ci95", "collision_rate", "out_of_bounds_rate", "timeout_rate",
+"mean_final_distance_m", "std_final_distance_m", "mean_time_s"}, ...]}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgeliquid.errors import EdgeLiquidError
+
+
+class Policy(Protocol):
+    def reset(self) -> None: ...
+
+    def step(self, frame: np.ndarray, dt: float) -> np.ndarray: ...
+
+
+PolicySource = str | os.PathLike | Callable[[], Policy]
+
+
+class ExpertPolicy:
+    """The privileged expert; `act(env)` instead of `step(frame, dt)`."""
+
+    input_size = None  # flies at any frame size
+    privileged = True
+
+    def __init__(self) -> None:
+        from edgeliquid.sim.expert import Expert
+
+        self.expert = Expert()
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def act(self, env: Any) -> np.ndarray:
+        return self.expert.act(env)
+
+
+class TorchPolicy:
+    """A training checkpoint (`*.pt`) flown step by step; torch is imported only here."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import torch
+
+        from edgeliquid.model.checkpoint import load_checkpoint
+
+        self._torch = torch
+        self.model, self.checkpoint = load_checkpoint(path)
+        self.model.eval()
+        self.input_size = (self.model.config.input_height, self.model.config.input_width)
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = self.model.initial_state(1)
+
+    def step(self, frame: np.ndarray, dt: float) -> np.ndarray:
+        torch = self._torch
+        with torch.no_grad():
+            image = torch.from_numpy(np.ascontiguousarray(frame, np.uint8)).unsqueeze(0)
+            timespan = torch.full((1, 1), float(dt), dtype=torch.float32)
+            command, self.state = self.model.step(image, self.state, timespan)
+        return command[0].numpy().astype(np.float32)
+
+
+def load_policy(model: str | os.PathLike) -> Any:
+    """`expert`, a `*.pt` checkpoint or an `*.onnx` file; anything else is an EdgeLiquidError."""
+    if str(model) == "expert":
+        return ExpertPolicy()
+    path = Path(model)
+    if path.suffix not in (".pt", ".onnx"):
+        raise EdgeLiquidError(
+            f"cannot evaluate {str(model)!r}: expected 'expert', a .pt checkpoint or an .onnx file"
+        )
+    if not path.is_file():
+        raise EdgeLiquidError(f"no such model file: {path}")
+    if path.suffix == ".pt":
+        return TorchPolicy(path)
+    from edgeliquid.runtime.engine import OnnxPolicy
+
+    return OnnxPolicy(path)
+
+
+def input_size(policy: Any, default: tuple[int, int] = (72, 128)) -> tuple[int, int]:
+    """The frame size a policy takes (`input_size` or ONNX metadata), else `default`."""
+    size = getattr(policy, "input_size", None)
+    if size is None and hasattr(policy, "metadata"):
+        size = (policy.metadata.input_height, policy.metadata.input_width)
+    return (int(size[0]), int(size[1])) if size is not None else default
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    shift: str
+    index: int
+    outcome: str
+    final_distance_m: float
+    time_s: float
+    steps: int
+
+
+def run_episode(env: Any, policy: Any, seed: int, index: int = 0) -> EpisodeResult:
+    """Fly one episode to its end; the policy is reset first."""
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    privileged = getattr(policy, "privileged", False)
+    steps = 0
+    while info["outcome"] is None:
+        command = policy.act(env) if privileged else policy.step(obs, info["dt"])
+        obs, _, _, _, info = env.step(np.asarray(command, np.float32))
+        steps += 1
+    return EpisodeResult(
+        env.config.shift, index, info["outcome"], info["distance"], info["time"], steps
+    )
+
+
+class _Runner:
+    """One policy and one env per shift, reused across episodes (in a worker or here)."""
+
+    def __init__(self, source: PolicySource, size: tuple[int, int] | None) -> None:
+        self.policy = source() if callable(source) else load_policy(source)
+        self.size = size or input_size(self.policy)
+        self.envs: dict[str, Any] = {}
+
+    def __call__(self, job: tuple[str, int, int]) -> EpisodeResult:
+        from edgeliquid.sim import NavEnv, NavEnvConfig
+        from edgeliquid.sim.env import episode_seed
+
+        shift, seed, index = job
+        if shift not in self.envs:
+            config = NavEnvConfig(height=self.size[0], width=self.size[1], shift=shift)
+            self.envs[shift] = NavEnv(config)
+        seed_i = episode_seed(seed, index, "eval")
+        return run_episode(self.envs[shift], self.policy, seed_i, index)
+
+
+_WORKER: _Runner | None = None
+
+
+def _init_worker(source: PolicySource, size: tuple[int, int]) -> None:
+    global _WORKER
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    _WORKER = _Runner(source, size)
+
+
+def _work(job: tuple[str, int, int]) -> EpisodeResult:
+    if _WORKER is None:
+        raise RuntimeError("worker used before _init_worker")
+    return _WORKER(job)
+
+
+def _results(
+    source: PolicySource, jobs: list, workers: int, size: tuple[int, int] | None
+) -> Iterator[EpisodeResult]:
+    runner = _Runner(source, size)  # also checks the model loads before any worker starts
+    if workers == 1 or len(jobs) <= 1:
+        with _torch_single_thread():
+            yield from map(runner, jobs)
+        return
+    context = multiprocessing.get_context("spawn")
+    processes = min(workers, len(jobs))
+    with context.Pool(processes, _init_worker, (source, runner.size)) as pool:
+        yield from pool.imap(_work, jobs, chunksize=max(1, len(jobs) // (4 * processes)))
+
+
+@contextlib.contextmanager
+def _torch_single_thread() -> Iterator[None]:
+    """One torch thread while flying here (a ~20k-parameter step is fastest on one; extra
+    threads only contend), restored afterwards for the caller (e.g. the trainer)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate (sensible at 0% and 100%)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(centre - half, 0.0), min(centre + half, 1.0))
+
+
+def summarize(shift: str, results: Sequence[EpisodeResult]) -> dict[str, Any]:
+    """One row of the report."""
+    n = len(results)
+    outcomes = [r.outcome for r in results]
+    distances = np.array([r.final_distance_m for r in results])
+    low, high = wilson_interval(outcomes.count("success"), n)
+    return {
+        "shift": shift,
+        "episodes": n,
+        "success_rate": outcomes.count("success") / n,
+        "success_ci95": [round(low, 4), round(high, 4)],
+        "collision_rate": outcomes.count("collision") / n,
+        "out_of_bounds_rate": outcomes.count("out_of_bounds") / n,
+        "timeout_rate": outcomes.count("timeout") / n,
+        "mean_final_distance_m": float(distances.mean()),
+        "std_final_distance_m": float(distances.std()),
+        "mean_time_s": float(np.mean([r.time_s for r in results])),
+    }
+
+
+def evaluate(
+    model: PolicySource,
+    *,
+    episodes: int,
+    seed: int,
+    shifts: Sequence[str] = ("none",),
+    workers: int = 1,
+    size: tuple[int, int] | None = None,
+    name: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    keep_episodes: bool = False,
+) -> dict[str, Any]:
+    """Fly `episodes` episodes per shift and return the report (see module doc).
+
+    `model` is `expert`, a path, or a zero-argument factory returning a policy (it must be
+    picklable when `workers` > 1). `size` overrides the frame size the policy asks for.
+    """
+    from edgeliquid.sim.shifts import parse_shift
+
+    if episodes < 1 or workers < 1 or seed < 0:
+        raise ValueError(
+            f"need episodes >= 1, workers >= 1, seed >= 0; got {episodes}, {workers}, {seed}"
+        )
+    for shift in shifts:
+        parse_shift(shift)
+    jobs = [(shift, seed, i) for shift in shifts for i in range(episodes)]
+    collected: dict[str, list[EpisodeResult]] = {shift: [] for shift in shifts}
+    for result in _results(model, jobs, workers, size):
+        collected[result.shift].append(result)
+        if progress:
+            progress(1)
+    if name is None:
+        name = getattr(model, "__name__", "policy") if callable(model) else str(model)
+    report = {
+        "model": name,
+        "seed": seed,
+        "episodes": episodes,
+        "results": [summarize(shift, collected[shift]) for shift in shifts],
+    }
+    if keep_episodes:
+        report["episode_results"] = [asdict(r) for shift in shifts for r in collected[shift]]
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as a fixed-width table for the terminal."""
+    lines = [
+        f"{'shift':<22}{'episodes':>9}{'success':>9}{'95% CI':>16}{'collision':>11}"
+        f"{'final m':>9}{'time s':>8}"
+    ]
+    for row in report["results"]:
+        low, high = row["success_ci95"]
+        lines.append(
+            f"{row['shift']:<22}{row['episodes']:>9d}{row['success_rate']:>9.3f}"
+            f"{f'[{low:.2f}, {high:.2f}]':>16}{row['collision_rate']:>11.3f}"
+            f"{row['mean_final_distance_m']:>9.2f}{row['mean_time_s']:>8.1f}"
+        )
+    return "\n".join(lines)
+
+
+evaluate_model = evaluate  # the name edgeliquid/export/quantize.py calls

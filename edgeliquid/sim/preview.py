@@ -1,0 +1,124 @@
+"""`edgeliquid sim preview` and `sim bench`: a contact sheet of the shifts, and render speed.
+
+The contact sheet has one row per shift and, per scene seed, the first frame and a frame from
+mid-flight (the expert flying). The benchmark renders the poses of expert flights on one core
+(OpenCV single-threaded and, where the OS allows, the process pinned to one CPU) and also
+times whole `env.step` calls (dynamics, rendering and the shift's sensor effects).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from edgeliquid.sim.env import NavEnv, NavEnvConfig, episode_seed
+from edgeliquid.sim.expert import Expert
+from edgeliquid.sim.shifts import parse_shift
+
+LABEL_WIDTH = 120  # px of the row labels on the sheet
+MID_FLIGHT_S = 4.0
+
+
+def _timing_note(shift_name: str) -> str:
+    shift = parse_shift(shift_name)
+    if shift.dt_range is not None:
+        low, high = (0.1 * shift.dt_scale * k for k in shift.dt_range)
+        return f"dt {low:.2f}-{high:.2f} s"
+    return f"{1 / (0.1 * shift.dt_scale):.0f} Hz"
+
+
+def _frames(shift: str, seed: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """First frame and one from MID_FLIGHT_S seconds into the expert's flight."""
+    env, expert = NavEnv(NavEnvConfig(height=size[0], width=size[1], shift=shift)), Expert()
+    obs, info = env.reset(seed=episode_seed(seed, 0, "eval"))
+    first = obs
+    while info["time"] < MID_FLIGHT_S and info["outcome"] is None:
+        obs, _, _, _, info = env.step(expert.act(env))
+    return [first, obs]
+
+
+def contact_sheet(
+    shifts: Sequence[str], seeds: Sequence[int], size: tuple[int, int] = (72, 128), scale: int = 2
+) -> np.ndarray:
+    """An RGB image: a labelled row of frames per shift."""
+    rows = []
+    for shift in shifts:
+        frames = [f for seed in seeds for f in _frames(shift, seed, size)]
+        strip = np.concatenate([np.pad(f, ((1, 1), (1, 1), (0, 0))) for f in frames], axis=1)
+        strip = cv2.resize(strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        label = np.full((strip.shape[0], LABEL_WIDTH, 3), 30, np.uint8)
+        for line, text in enumerate((shift, _timing_note(shift))):
+            org = (6, 22 + 20 * line)
+            cv2.putText(label, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1)
+        rows.append(np.concatenate([label, strip], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def save_rgb(path: str | os.PathLike, image: np.ndarray) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write image {path}")
+
+
+@contextlib.contextmanager
+def one_core() -> Iterator[str]:
+    """OpenCV on one thread and, where supported, this process pinned to one CPU."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        if affinity:
+            os.sched_setaffinity(0, {min(affinity)})
+        yield f"cpu {min(affinity)}" if affinity else "1 OpenCV thread"
+    finally:
+        cv2.setNumThreads(threads)
+        if affinity:
+            os.sched_setaffinity(0, affinity)
+
+
+def _flight_poses(env: NavEnv, count: int) -> list[np.ndarray]:
+    """Poses of expert flights (new episodes as needed) to render in the benchmark."""
+    poses, expert, episode = [], Expert(), 0
+    while len(poses) < count:
+        env.reset(seed=episode_seed(0, episode, "eval"))
+        expert.reset()
+        episode += 1
+        while env.outcome is None and len(poses) < count:
+            poses.append(np.array([*env.position, env.yaw]))
+            env.step(expert.act(env))
+    return poses
+
+
+def benchmark(frames: int = 2000, size: tuple[int, int] = (72, 128), shift: str = "none") -> dict:
+    """Frames per second of the renderer alone and of whole env steps, on one core."""
+    env = NavEnv(NavEnvConfig(height=size[0], width=size[1], shift=shift, time_limit=1e9))
+    env.reset(seed=episode_seed(0, 0, "eval"))
+    poses = _flight_poses(env, min(frames, 300))
+    env.reset(seed=episode_seed(0, 0, "eval"))
+    with one_core() as core:
+        render = env.renderer.render
+        start = time.perf_counter()
+        for i in range(frames):
+            render(poses[i % len(poses)], env.look, env.scene)
+        render_s = time.perf_counter() - start
+        hold = np.array([0.0, 0.0, 0.0, 0.3], np.float32)  # turn on the spot: nothing to hit
+        start = time.perf_counter()
+        for _ in range(frames):
+            env.step(hold)
+        step_s = time.perf_counter() - start
+    return {
+        "height": size[0],
+        "width": size[1],
+        "shift": shift,
+        "frames": frames,
+        "core": core,
+        "render_fps": frames / render_s,
+        "render_us": 1e6 * render_s / frames,
+        "step_fps": frames / step_s,
+        "step_us": 1e6 * step_s / frames,
+    }
