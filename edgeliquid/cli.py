@@ -31,8 +31,9 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def command(*args: Any, **kwargs: Any) -> Callable:
-    """`app.command` that turns EdgeLiquidError (and a few OS errors) into one clear line."""
+def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Callable:
+    """`app.command` (or `group.command`) that turns EdgeLiquidError (and a few OS errors)
+    into one clear line."""
 
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -44,7 +45,7 @@ def command(*args: Any, **kwargs: Any) -> Callable:
             except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
                 raise fail(f"{e.strerror}: {e.filename}") from None
 
-        return app.command(*args, **kwargs)(wrapper)
+        return (group or app).command(*args, **kwargs)(wrapper)
 
     return decorate
 
@@ -276,6 +277,145 @@ def export_command(
         int8 = run_quantize(checkpoint, result.path, options, force=force, echo=typer.echo)
         paths += [int8] if int8 else []
     next_steps(paths[-1], echo=typer.echo)
+
+
+@command("collect")
+def collect_command(
+    out: Annotated[Path, typer.Option(help="Episodes folder; rerun to resume an interrupted one.")],
+    episodes: Annotated[int, typer.Option(help="Episodes to record.")],
+    seed: Annotated[int, typer.Option(help="Episode i's scene comes from (seed, i) only.")] = 0,
+    shift: Annotated[str, typer.Option(help="Shift name(s), e.g. none or winter+noise.")] = "none",
+    dt_jitter: Annotated[
+        float, typer.Option(help="Frame-interval variation: dt in 0.1 s x [1-F, 1+F].")
+    ] = 0.0,
+    action_noise: Annotated[
+        float, typer.Option(help="Smooth noise on the flown command, share of each limit.")
+    ] = 0.15,
+    workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
+    height: Annotated[int, typer.Option(help="Frame height: the policy's input.")] = 72,
+    width: Annotated[int, typer.Option(help="Frame width: the policy's input.")] = 128,
+) -> None:
+    """Record expert flights (noisy execution, clean labels) as episode files."""
+    from edgeliquid.collect import CollectConfig, collect
+
+    config = config_of(
+        CollectConfig,
+        episodes=episodes,
+        seed=seed,
+        shift=shift,
+        dt_jitter=dt_jitter,
+        action_noise=action_noise,
+        workers=workers,
+        height=height,
+        width=width,
+    )
+    with typer.progressbar(length=episodes, label="collect", file=sys.stderr) as bar:
+        manifest = collect(out, config, progress=bar.update)
+    entries = manifest["episodes"]
+    successes = sum(e["outcome"] == "success" for e in entries)
+    steps = sum(e["steps"] for e in entries)
+    typer.echo(f"{len(entries)} episodes, {steps} frames; expert success {successes}")
+    typer.echo(f"wrote {out / 'manifest.json'}")
+
+
+@command("eval")
+def eval_command(
+    model: Annotated[str, typer.Argument(help="expert | checkpoint .pt | exported .onnx.")],
+    episodes: Annotated[int, typer.Option(help="Episodes per shift.")] = 50,
+    seed: Annotated[int, typer.Option(help="Episode i's scene comes from (seed, i) only.")] = 0,
+    shift: Annotated[
+        str, typer.Option(help="Shift name(s) (e.g. winter+noise), or all: every single shift.")
+    ] = "none",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
+) -> None:
+    """Fly a policy closed loop in the simulator; success, collisions, distance, time."""
+    import json
+
+    from edgeliquid.evaluate import evaluate, format_table
+    from edgeliquid.sim.shifts import shift_names
+
+    shifts = shift_names() if shift == "all" else [shift]
+    with typer.progressbar(length=episodes * len(shifts), label="eval", file=sys.stderr) as bar:
+        try:
+            report = evaluate(
+                model, episodes=episodes, seed=seed, shifts=shifts, workers=workers,
+                progress=bar.update,
+            )  # fmt: skip
+        except ValueError as e:
+            raise EdgeLiquidError(str(e)) from None
+    typer.echo(format_table(report))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        typer.echo(f"wrote {json_path}")
+
+
+sim_app = typer.Typer(help="The simulator: frames per shift, render speed.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+
+@command("preview", group=sim_app)
+def sim_preview_command(
+    out: Annotated[Path, typer.Option("-o", "--out", help="PNG contact sheet.")] = Path(
+        "docs/shifts.png"
+    ),
+    shift: Annotated[str, typer.Option(help="Shift name(s), or all: one row each.")] = "all",
+    seeds: Annotated[int, typer.Option(help="Scenes per row (first and mid-flight frame).")] = 3,
+    height: Annotated[int, typer.Option(help="Frame height.")] = 72,
+    width: Annotated[int, typer.Option(help="Frame width.")] = 128,
+    scale: Annotated[int, typer.Option(help="Pixel magnification on the sheet.")] = 2,
+) -> None:
+    """A contact sheet of what the camera sees under each shift."""
+    from edgeliquid.sim.preview import contact_sheet, save_rgb
+    from edgeliquid.sim.shifts import parse_shift, shift_names
+
+    shifts = shift_names() if shift == "all" else [shift]
+    try:
+        for name in shifts:
+            parse_shift(name)
+        sheet = contact_sheet(shifts, range(seeds), (height, width), scale)
+    except ValueError as e:
+        raise EdgeLiquidError(str(e)) from None
+    save_rgb(out, sheet)
+    typer.echo(f"wrote {out}: {len(shifts)} shifts x {seeds} scenes")
+
+
+@command("bench", group=sim_app)
+def sim_bench_command(
+    frames: Annotated[int, typer.Option(help="Frames to render (and env steps to take).")] = 2000,
+    shift: Annotated[str, typer.Option(help="Shift name(s).")] = "none",
+    height: Annotated[int, typer.Option(help="Frame height (the policy input).")] = 72,
+    width: Annotated[int, typer.Option(help="Frame width (the policy input).")] = 128,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the numbers as JSON here.")
+    ] = None,
+) -> None:
+    """Frames per second of the renderer and of env.step, on one core."""
+    import json
+
+    from edgeliquid.sim.preview import benchmark
+
+    if frames < 1:
+        raise EdgeLiquidError(f"--frames must be >= 1, got {frames}")
+    try:
+        result = benchmark(frames, (height, width), shift)
+    except ValueError as e:
+        raise EdgeLiquidError(str(e)) from None
+    where = f"{height}x{width}, shift {shift}, one core ({result['core']})"
+    typer.echo(
+        f"render   {where}: {result['render_fps']:.0f} frames/s "
+        f"({result['render_us']:.0f} µs/frame)"
+    )
+    typer.echo(
+        f"env.step {where}: {result['step_fps']:.0f} steps/s ({result['step_us']:.0f} µs/step)"
+    )
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        typer.echo(f"wrote {json_path}")
 
 
 if __name__ == "__main__":  # pragma: no cover
