@@ -1,0 +1,349 @@
+"""`edgeliquid bench`: where every microsecond of a control step goes, on this machine.
+
+One run measures, each row in a fresh subprocess (`edgeliquid.bench_rows`, one BLAS / torch /
+ORT thread): torch, ncps and LTC eager steps; ONNX Runtime on the fp32 step graph (dt input and
+dt fixed), the int8 graph and the unrolled graph (per step); the runtime engine's
+`OnnxPolicy.step`; and the daemon loop on replayed simulator frames. The compute floor is the
+policy's FLOPs per step over single-thread sgemm throughput measured in the same run. The result
+is one JSON dict (`run_bench`), rendered as a markdown table (`markdown`) and a latency CDF
+(`plot_cdf`); targets from issue 7 are judged in `targets`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edgeliquid.bench_rows import export_graphs, onnx_facts, replay_frames, run_in_child
+from edgeliquid.errors import EdgeLiquidError
+
+Echo = Callable[[str], None]
+SCHEMA = "edgeliquid-bench/1"
+DEFAULT_MODEL = Path("models/nav_cfc.pt")
+ROWS = {  # key → label, in the order rows run and print
+    "torch_eager": "torch eager `NavPolicy.step`",
+    "ncps_eager": "ncps eager (`WiredCfCCell`)",
+    "ltc_eager": "ncps LTC eager (6 ODE unfolds)",
+    "onnx_step": "ORT fp32 step, dt input",
+    "onnx_fixed": "ORT fp32 step, dt fixed",
+    "onnx_int8": "ORT int8 step (QDQ conv head)",
+    "onnx_unrolled": "ORT fp32 unrolled, per step",
+    "engine": "engine `OnnxPolicy.step`",
+    "daemon": "daemon loop (replay, null sink)",
+}
+TORCH_ROWS = ("torch_eager", "ncps_eager", "ltc_eager")
+TABLE_HEAD = (
+    "| row | p50 µs | p90 µs | p99 µs | steps/s | vs torch | vs floor | file KB | RSS MiB |\n"
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+)
+GRAPH_OF = {"engine": "onnx_step", "daemon": "onnx_step"}  # rows that fly another row's file
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How long and on what each row runs."""
+
+    iterations: int = 3000  # timed steps per row: ~30 samples above the p99
+    warmup: int = 200  # untimed steps first (allocator, caches, ORT's first runs)
+    unrolled_steps: int = 16  # T of the unrolled graph
+    replay_frames: int = 200  # simulator frames every row cycles through
+    calibration_steps: int = 200  # simulator frames for the int8 ranges
+    sgemm_n: int = 512  # n of the n×n×n float32 product that measures the floor
+    quick: bool = False  # the smoke-test preset (see QUICK)
+
+    def __post_init__(self) -> None:
+        lows = {"iterations": 16, "replay_frames": 16, "calibration_steps": 16, "warmup": 0}
+        for name, low in lows.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if not 1 <= self.unrolled_steps <= self.replay_frames:
+            high = f"replay_frames={self.replay_frames}"
+            raise ValueError(f"unrolled_steps must be in [1, {high}], got {self.unrolled_steps}")
+        if not 64 <= self.sgemm_n <= 4096:
+            raise ValueError(f"sgemm_n must be in [64, 4096], got {self.sgemm_n}")
+
+
+# The smoke-test preset: well under a minute; its timings are not for reading.
+QUICK = BenchConfig(200, 20, unrolled_steps=4, replay_frames=32, calibration_steps=16, quick=True)
+
+
+def cpu_name() -> str:
+    """/proc/cpuinfo's model name (x86), Model line (Raspberry Pi) or the platform's guess."""
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        for key in ("model name", "Model", "Hardware"):
+            for line in lines:
+                if line.split(":")[0].strip() == key:
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """CPU, cores, OS and the load average now (other work skews every number)."""
+    cpu, load = cpu_name(), [round(x, 2) for x in os.getloadavg()]
+    return dict(cpu=cpu, cores=os.cpu_count(), platform=platform.platform(), load_avg_start=load)
+
+
+def versions() -> dict:
+    """Package versions from installed metadata (absent where not installed)."""
+    out = {"python": platform.python_version()}
+    for name in ("edgeliquid", "numpy", "onnxruntime", "onnx", "torch", "ncps"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def _random_checkpoint(workdir: Path) -> Path:
+    import torch
+
+    from edgeliquid.model import NavPolicy, save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(workdir / "random_cfc.pt", NavPolicy().eval())
+
+
+def resolve_model(model: Path | None, workdir: Path) -> tuple[Path, str]:
+    """(checkpoint or .onnx path, how it was chosen): MODEL, else models/nav_cfc.pt, else random."""
+    if model is not None:
+        if not model.is_file():
+            raise EdgeLiquidError(f"model {model} does not exist")
+        if model.suffix not in (".pt", ".onnx"):
+            raise EdgeLiquidError(f"model {model} must be a checkpoint .pt or an .onnx file")
+        return model, f"{model}"
+    if DEFAULT_MODEL.is_file():
+        return DEFAULT_MODEL, f"{DEFAULT_MODEL} (shipped)"
+    return _random_checkpoint(workdir), f"random weights, seed 0 (no {DEFAULT_MODEL})"
+
+
+def prepare(model: Path, workdir: Path, config: BenchConfig, echo: Echo):
+    """(model facts, {row: (file, why not)}, replay frames file, how the frames were made)."""
+    if model.suffix == ".onnx":
+        info = onnx_facts(model)
+        needs = "needs a checkpoint (MODEL is an .onnx file)"
+        graphs = {key: (None, needs) for key in ROWS if key not in GRAPH_OF}
+        graphs["onnx_step"] = (model, "")
+    else:
+        steps = (config.unrolled_steps, config.calibration_steps)
+        info, graphs = export_graphs(model, workdir, *steps, echo)
+        graphs |= {key: (model, "") for key in TORCH_ROWS}
+    graphs |= {key: graphs[source] for key, source in GRAPH_OF.items()}
+    frames, dts, note = replay_frames(*info["input"], config.replay_frames)
+    np.savez(workdir / "replay.npz", frames=frames, dts=dts)
+    return info, graphs, workdir / "replay.npz", note
+
+
+def summarize(key: str, result: dict, path: Path | None) -> dict:
+    """Percentiles, throughput, size and RSS of one measured row (cdf: 101 quantiles, µs)."""
+    samples = np.asarray(result["samples_us"], np.float64)
+    p50, p90, p99 = (float(x) for x in np.percentile(samples, [50, 90, 99]))
+    is_graph = key.startswith("onnx_") and path is not None
+    row = not_measured(key, "ok", "") | dict(p50_us=p50, p90_us=p90, p99_us=p99)
+    row |= dict(mean_us=float(samples.mean()), steps_per_s=1e6 / float(samples.mean()))
+    row |= dict(samples=int(samples.size), peak_rss_mib=result["peak_rss_kib"] / 1024)
+    row["file_bytes"] = path.stat().st_size if is_graph else None
+    row["cdf_us"] = [round(float(x), 2) for x in np.percentile(samples, np.arange(101))]
+    return row | {"extra": result["extra"]}
+
+
+def not_measured(key: str, status: str, reason: str) -> dict:
+    """A row that did not run: status skipped (by design) or failed (with the error)."""
+    return {"key": key, "name": ROWS[key], "status": status, "reason": reason}
+
+
+def relate(rows: list[dict], floor_us: float | None) -> None:
+    """Add each measured row's speedup vs torch eager (p50) and p50 / compute floor."""
+    base = next((r for r in rows if r["key"] == "torch_eager" and r["status"] == "ok"), None)
+    for row in rows:
+        if row["status"] == "ok":
+            row["speedup_vs_torch"] = base["p50_us"] / row["p50_us"] if base else None
+            row["floor_ratio"] = row["p50_us"] / floor_us if floor_us else None
+
+
+def targets(result: dict) -> dict:
+    """Issue 7's targets: ONNX step ≥8x torch eager and ≤2x the floor; daemon ≤1.3x bare."""
+    rows = {r["key"]: r for r in result["rows"] if r["status"] == "ok"}
+    step, daemon = rows.get("onnx_step", {}), rows.get("daemon", {})
+    overhead = daemon["p50_us"] / step["p50_us"] if daemon and step else None
+    checks = {
+        "onnx_step_speedup_vs_torch": (step.get("speedup_vs_torch"), ">= 8", lambda v: v >= 8),
+        "onnx_step_vs_floor": (step.get("floor_ratio"), "<= 2", lambda v: v <= 2),
+        "daemon_vs_bare_onnx_step": (overhead, "<= 1.3", lambda v: v <= 1.3),
+    }
+    return {
+        name: {"value": value, "target": goal, "met": None if value is None else bool(ok(value))}
+        for name, (value, goal, ok) in checks.items()
+    }
+
+
+def _measure(key: str, graphs: dict, frames: Path, config: BenchConfig, workdir: Path) -> dict:
+    path, problem = graphs[key]
+    if path is None:
+        return not_measured(key, "skipped" if "needs" in problem else "failed", problem)
+    spec = dict(row=key, frames=str(frames), checkpoint=str(path), onnx=str(path))
+    spec |= dict(warmup=config.warmup, iterations=config.iterations)
+    try:
+        return summarize(key, run_in_child(spec, workdir), path)
+    except EdgeLiquidError as e:
+        return not_measured(key, "failed", str(e))
+
+
+def measure_floor(flops: int | None, config: BenchConfig, workdir: Path) -> dict:
+    """Single-thread sgemm GFLOP/s (best of the reps) and the step's FLOPs at that rate."""
+    spec = {"row": "sgemm", "sgemm_n": config.sgemm_n, "sgemm_reps": 30}
+    gflops = run_in_child(spec, workdir)["extra"]["gflops"]
+    floor = flops / (gflops * 1e3) if flops else None  # FLOP / (GFLOP/s) in µs
+    return dict(sgemm_n=config.sgemm_n, sgemm_gflops=gflops, flops_per_step=flops, floor_us=floor)
+
+
+def run_bench(
+    model: Path | None = None,
+    config: BenchConfig | None = None,
+    workdir: Path | None = None,
+    echo: Echo = lambda line: print(line, file=sys.stderr),
+) -> dict:
+    """Measure every row; the JSON-ready result (see the module docstring)."""
+    config = config or BenchConfig()
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="elbench-")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        created = datetime.datetime.now().isoformat(timespec="seconds")
+        result = dict(schema=SCHEMA, created=created, machine=machine_info(), versions=versions())
+        result["settings"] = dataclasses.asdict(config)
+        path, source = resolve_model(model, workdir)
+        echo(f"bench: model {source}")
+        info, graphs, frames, note = prepare(path, workdir, config, echo)
+        result["model"] = {"source": source, **info}
+        result["settings"]["replay"] = note
+        result["floor"] = measure_floor(info["flops_per_step"], config, workdir)
+        echo(f"bench: sgemm {result['floor']['sgemm_gflops']:.1f} GFLOP/s on one thread")
+        rows = []
+        for i, key in enumerate(ROWS, 1):
+            rows.append(_measure(key, graphs, frames, config, workdir))
+            done = rows[-1]
+            how = f"p50 {done['p50_us']:.1f} µs" if "p50_us" in done else done["reason"]
+            echo(f"bench: [{i}/{len(ROWS)}] {ROWS[key]}: {done['status']}, {how}")
+        relate(rows, result["floor"]["floor_us"])
+    result["rows"] = rows
+    result["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["targets"] = targets(result)
+    return result
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _table_row(row: dict) -> str:
+    if row["status"] != "ok":
+        return f"| {row['name']} | {row['status']}: {row['reason']} |" + " |" * 7
+    size = None if row.get("file_bytes") is None else row["file_bytes"] / 1024
+    cells = [f"{row[k]:.1f}" for k in ("p50_us", "p90_us", "p99_us")]
+    cells += [f"{row['steps_per_s']:,.0f}", _cell(row["speedup_vs_torch"], ".1f") + "x"]
+    cells += [_cell(row["floor_ratio"], ".1f") + "x", _cell(size, ".1f")]
+    return f"| {row['name']} | " + " | ".join([*cells, f"{row['peak_rss_mib']:.0f}"]) + " |"
+
+
+def _header(result: dict) -> str:
+    machine, model, s = result["machine"], result["model"], result["settings"]
+    load = f"load {machine['load_avg_start'][0]:g} → {machine['load_avg_end'][0]:g}"
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores ({load}), {result['created'][:10]}; "
+        f"model: {model['source']} ({model['parameters']:,} params); {s['iterations']} steps "
+        f"per row after {s['warmup']} warm-up, one thread per row; unrolled T="
+        f"{s['unrolled_steps']}; {s['replay']}."
+    )
+
+
+def _floor_row(floor: dict) -> str:
+    if not floor["flops_per_step"]:
+        return "| compute floor | not measured: FLOPs need the checkpoint |" + " |" * 7
+    return (
+        f"| compute floor: {floor['flops_per_step'] / 1e6:.2f} MFLOP ÷ {floor['sgemm_gflops']:.1f}"
+        f" GFLOP/s (1-thread sgemm) | {floor['floor_us']:.1f} |" + " |" * 4 + " 1.0x | | |"
+    )
+
+
+def markdown(result: dict) -> str:
+    """The run as a markdown table with its machine, model, floor and targets."""
+    verdict = {True: "met", False: "missed", None: "not measured"}
+    targets = [
+        f"{name} {_cell(t['value'], '.2f')}x (target {t['target']}: {verdict[t['met']]})"
+        for name, t in result["targets"].items()
+    ]
+    return "\n".join(
+        [
+            _header(result),
+            "",
+            TABLE_HEAD,
+            *(_table_row(row) for row in result["rows"]),
+            _floor_row(result["floor"]),
+            "",
+            "Targets: " + "; ".join(targets) + ".",
+        ]
+    )
+
+
+def plot_cdf(result: dict, path: Path) -> bool:
+    """Latency CDF of every measured row (log µs) with the floor; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    quantiles = np.arange(101) / 100
+    for row in (r for r in result["rows"] if r["status"] == "ok"):
+        ax.plot(row["cdf_us"], quantiles, label=row["name"].replace("`", ""))
+    if result["floor"]["floor_us"]:
+        ax.axvline(result["floor"]["floor_us"], color="k", ls="--", label="compute floor")
+    ax.set(xscale="log", xlabel="µs per control step", ylabel="fraction of steps")
+    ax.set_title(f"edgeliquid bench: {result['machine']['cpu']}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def load_result(path: Path) -> dict:
+    """A JSON file written by an earlier run (to re-render its table or plot)."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise EdgeLiquidError(f"cannot read benchmark JSON {path}: {e}") from None
+    if not isinstance(result, dict) or result.get("schema") != SCHEMA:
+        raise EdgeLiquidError(f"{path} is not an {SCHEMA} result")
+    return result
+
+
+def write_outputs(result, table, json_path, plot_path, markdown_path, echo: Echo = print) -> None:
+    """Write whichever of the JSON, the CDF plot and the markdown table were asked for."""
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        echo(f"wrote {json_path}")
+    if plot_path is not None and plot_cdf(result, Path(plot_path)):
+        echo(f"wrote {plot_path}")
+    elif plot_path is not None:
+        echo(f"no plot: matplotlib is not installed (pip install matplotlib for {plot_path})")
+    if markdown_path is not None:
+        Path(markdown_path).write_text(table + "\n")
+        echo(f"wrote {markdown_path}")

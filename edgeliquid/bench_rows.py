@@ -1,0 +1,346 @@
+"""Benchmark rows: their inputs (made once by the parent) and their measurement (one process each).
+
+The parent (`edgeliquid.bench`) exports the graphs and records replay frames here, then runs
+each row with `run_in_child`: a fresh `python -m edgeliquid.bench_rows SPEC OUT`, so the peak
+RSS is that row's alone and no row warms another's caches or allocator. SPEC is a JSON file
+naming the row and its inputs; OUT receives `{"samples_us": [...], "peak_rss_kib": n,
+"extra": {...}}`, one sample per control step after warm-up. The child's environment sets
+OPENBLAS/OMP/MKL_NUM_THREADS=1, so numpy's BLAS is single-threaded from its first import.
+
+Rows: torch / ncps / LTC eager `step` (torch.set_num_threads(1), no_grad); ONNX Runtime
+`session.run` on a step or unrolled graph with the state fed back; the engine's
+`OnnxPolicy.step`; the daemon loop on a replay source (null sink, virtual clock); and the sgemm
+throughput that sets the compute floor. Module level imports nothing heavier than numpy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgeliquid.errors import EdgeLiquidError
+
+Step = Callable[[int], object]
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def time_steps(step: Step, warmup: int, iterations: int) -> list[float]:
+    """Call `step(i)` warmup + iterations times; the timed calls' wall times in µs."""
+    for i in range(warmup):
+        step(i)
+    samples = []
+    clock = time.perf_counter_ns
+    for i in range(warmup, warmup + iterations):
+        start = clock()
+        step(i)
+        samples.append((clock() - start) / 1e3)
+    return samples
+
+
+def load_replay(spec: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Simulator frames [N,H,W,3] uint8 and their dt [N] seconds, written by the parent."""
+    data = np.load(spec["frames"])
+    return data["frames"], data["dts"].astype(np.float32)
+
+
+# -- inputs, made once in the parent process ---------------------------------------------------
+
+Graphs = dict[str, tuple[Path | None, str]]  # row → (file it runs on, or None and why not)
+
+
+def replay_frames(height: int, width: int, count: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Frames and dts of the expert flying the simulator, or noise where it is not installed."""
+    try:
+        from edgeliquid.sim.env import NavEnv, NavEnvConfig
+        from edgeliquid.sim.expert import Expert
+    except ImportError as e:
+        rng = np.random.default_rng(0)
+        noise = rng.integers(0, 256, (count, height, width, 3), np.uint8)
+        return noise, np.full(count, 0.1, np.float32), f"random frames (no simulator: {e})"
+    env, expert = NavEnv(NavEnvConfig(height=height, width=width)), Expert()
+    obs, info = env.reset(seed=0)
+    frames, dts = [], []
+    while len(frames) < count:
+        frames.append(obs)
+        dts.append(info["dt"])
+        obs, _, terminated, truncated, info = env.step(expert.act(env))
+        if terminated or truncated:
+            obs, info = env.reset(seed=len(frames))
+            expert.reset()
+    return np.stack(frames), np.asarray(dts, np.float32), "simulator frames, expert flying"
+
+
+def export_graphs(checkpoint: Path, workdir: Path, unrolled: int, calibration: int, echo):
+    """Model facts and the four graphs of a checkpoint: fp32 dt-input / dt-fixed, unrolled, int8."""
+    from edgeliquid.export.graph import ExportOptions, export_checkpoint, save
+    from edgeliquid.model import count_parameters, estimate_flops, load_checkpoint
+
+    policy, ckpt = load_checkpoint(checkpoint)
+    cfg = policy.config
+    info = dict(arch=cfg.arch, parameters=count_parameters(policy), state_size=policy.state_size)
+    info |= dict(input=[cfg.input_height, cfg.input_width], flops_per_step=estimate_flops(policy))
+    variants = {
+        "onnx_step": ExportOptions(),
+        "onnx_fixed": ExportOptions(dt_mode="fixed"),
+        "onnx_unrolled": ExportOptions(graph="unrolled", steps=unrolled),
+    }
+    graphs: Graphs = {}
+    for key, options in variants.items():
+        echo(f"bench: exporting {key} ({options.graph} graph, dt {options.dt_mode})")
+        graphs[key] = (workdir / f"{key}.onnx", "")
+        save(export_checkpoint(policy, ckpt, options)[0], graphs[key][0])
+    echo(f"bench: quantizing int8 ({calibration} calibration frames)")
+    graphs["onnx_int8"] = _quantize(policy, graphs["onnx_step"][0], workdir, calibration)
+    return info, graphs
+
+
+def _quantize(policy, fp32: Path, workdir: Path, calibration: int) -> tuple[Path | None, str]:
+    from edgeliquid.export.graph import ExportOptions
+    from edgeliquid.export.quantize import quantize_int8
+
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.ERROR)  # ORT's "consider pre-processing" advice on every call
+    try:
+        out = workdir / "onnx_int8.onnx"
+        quantize_int8(fp32, out, policy, ExportOptions(), calibration)
+        return out, ""
+    except Exception as e:  # ORT's quantizer raises many types; the other rows still run
+        return None, f"int8 quantization failed: {type(e).__name__}: {e}"
+    finally:
+        root.setLevel(level)
+
+
+def onnx_facts(path: Path) -> dict:
+    """Model facts from an exported file's metadata (no FLOPs: those need the checkpoint)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    size = [int(meta.get("input_height", 0)), int(meta.get("input_width", 0))]
+    if min(size) <= 0:
+        raise EdgeLiquidError(f"{path} carries no edgeliquid metadata (input size); re-export it")
+    info = dict(arch=meta.get("arch"), parameters=int(meta.get("param_count", 0)), input=size)
+    return info | dict(state_size=int(meta.get("state_size", 0)), flops_per_step=None)
+
+
+# -- torch rows ---------------------------------------------------------------------------------
+
+
+def ncps_policy(policy):
+    """`policy` with its core swapped for ncps's own WiredCfCCell, loaded with the same weights."""
+    from ncps.torch import WiredCfCCell
+
+    from edgeliquid.model.policy import build_wiring
+
+    config = policy.config
+    cell = WiredCfCCell(config.feature_size, build_wiring(config), mode=config.cfc_mode)
+    cell.load_state_dict(policy.cfc.state_dict(), strict=True)
+    policy.cfc = cell
+    return policy.eval()
+
+
+def ltc_policy(policy):
+    """`policy` with an ncps LTCCell (same wiring, 6 ODE unfolds, random weights) as its core."""
+    import torch
+    from ncps.torch import LTCCell
+
+    from edgeliquid.model.policy import build_wiring
+
+    torch.manual_seed(0)
+    policy.cfc = LTCCell(build_wiring(policy.config), policy.config.feature_size, ode_unfolds=6)
+    return policy.eval()
+
+
+def torch_row(spec: dict) -> tuple[list[float], dict]:
+    """`NavPolicy.step` (or its ncps / LTC twin) in eager mode, one thread, state fed back."""
+    import torch
+
+    from edgeliquid.model.checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
+    policy = load_checkpoint(spec["checkpoint"])[0]
+    if spec["row"] == "ncps_eager":
+        policy = ncps_policy(policy)
+    elif spec["row"] == "ltc_eager":
+        policy = ltc_policy(policy)
+    frames, dts = load_replay(spec)
+    images = [torch.from_numpy(frame)[None] for frame in frames]
+    steps = [float(dt) for dt in dts]
+    state = [policy.initial_state(1)]
+
+    def step(i: int) -> None:
+        _, state[0] = policy.step(images[i % len(images)], state[0], steps[i % len(steps)])
+
+    with torch.no_grad():
+        samples = time_steps(step, spec["warmup"], spec["iterations"])
+    return samples, {"torch_threads": torch.get_num_threads()}
+
+
+# -- ONNX Runtime rows --------------------------------------------------------------------------
+
+
+def onnx_row(spec: dict) -> tuple[list[float], dict]:
+    """Bare `session.run` on a step graph, or an unrolled one (per step = call time / T)."""
+    import onnxruntime as ort
+
+    from edgeliquid.runtime.engine import session_options
+
+    session = ort.InferenceSession(
+        spec["onnx"], session_options(), providers=["CPUExecutionProvider"]
+    )
+    names = {i.name: i for i in session.get_inputs()}
+    frames, dts = load_replay(spec)
+    chunk = int(names["images"].shape[0]) if "images" in names else 1
+    image_key = "images" if "images" in names else "image"
+    state = np.zeros(names["state"].shape, np.float32)
+    feeds = []
+    for start in range(0, len(frames) - chunk + 1, chunk):
+        feed = {image_key: frames[start : start + chunk]}
+        if "dt" in names:
+            feed["dt"] = dts[start : start + chunk].reshape(chunk, 1)
+        feeds.append(feed)
+
+    def step(i: int) -> None:
+        feed = feeds[i % len(feeds)]
+        feed["state"] = state
+        state[...] = session.run(None, feed)[1]
+
+    calls = max(spec["iterations"] // chunk, 20)
+    samples = time_steps(step, max(spec["warmup"] // chunk, 5), calls)
+    return [s / chunk for s in samples], {"steps_per_call": chunk, "calls": calls}
+
+
+def engine_row(spec: dict) -> tuple[list[float], dict]:
+    """The runtime engine's `OnnxPolicy.step(frame, dt)`: checks, state copy, session.run."""
+    from edgeliquid.runtime.engine import OnnxPolicy
+
+    policy = OnnxPolicy(spec["onnx"])
+    frames, dts = load_replay(spec)
+
+    def step(i: int) -> None:
+        policy.step(frames[i % len(frames)], float(dts[i % len(dts)]))
+
+    return time_steps(step, spec["warmup"], spec["iterations"]), {}
+
+
+def daemon_row(spec: dict) -> tuple[list[float], dict]:
+    """Whole daemon ticks (frame → worker-thread step → judge → sink) on a virtual clock."""
+    from edgeliquid.runtime.daemon import Daemon, DaemonConfig
+    from edgeliquid.runtime.engine import OnnxPolicy
+    from edgeliquid.runtime.sinks import NullSink
+    from edgeliquid.runtime.sources import FastClock, FrameSource
+
+    class ReplaySource(FrameSource):
+        """The recorded frames in a loop; the next one appears once a command has been sent."""
+
+        name = "replay"
+
+        def __init__(self, frames: np.ndarray, clock: FastClock) -> None:
+            super().__init__(clock)
+            self.frames, self.due = frames, True
+
+        def command(self, command: np.ndarray) -> None:
+            self.due = True
+
+        def latest(self):
+            if self.due:
+                self.due = False
+                self._publish(self.frames[self._count % len(self.frames)])
+            return super().latest()
+
+    class StampSink(NullSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stamps: list[int] = []
+
+        def send(self, message) -> None:
+            self.stamps.append(time.perf_counter_ns())
+            super().send(message)
+
+    clock, sink = FastClock(), StampSink()
+    ticks = spec["warmup"] + spec["iterations"] + 1
+    config = DaemonConfig(max_steps=ticks)
+    with ReplaySource(load_replay(spec)[0], clock) as source:
+        stats = Daemon(OnnxPolicy(spec["onnx"]), source, sink, config, clock=clock).run()
+    stamps = np.asarray(sink.stamps[:ticks], np.float64)  # not the final shutdown hold
+    samples = (np.diff(stamps)[spec["warmup"] :] / 1e3).tolist()
+    counts = {"ticks": stats.ticks - 1, "policy_steps": stats.steps, "holds": stats.holds - 1}
+    return samples, counts  # ticks and holds without the final shutdown hold
+
+
+# -- the compute floor --------------------------------------------------------------------------
+
+
+def sgemm_row(spec: dict) -> tuple[list[float], dict]:
+    """Single-thread float32 matmul: one sample per n×n×n product; extra has the GFLOP/s."""
+    n = int(spec.get("sgemm_n", 512))
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    out = np.empty((n, n), np.float32)
+    samples = time_steps(lambda _: np.matmul(a, b, out=out), 3, int(spec.get("sgemm_reps", 30)))
+    best = min(samples)
+    return samples, {"n": n, "gflops": 2 * n**3 / (best * 1e3), "best_us": best}
+
+
+ROWS: dict[str, Callable[[dict], tuple[list[float], dict]]] = {
+    "torch_eager": torch_row,
+    "ncps_eager": torch_row,
+    "ltc_eager": torch_row,
+    "onnx_step": onnx_row,
+    "onnx_fixed": onnx_row,
+    "onnx_int8": onnx_row,
+    "onnx_unrolled": onnx_row,
+    "engine": engine_row,
+    "daemon": daemon_row,
+    "sgemm": sgemm_row,
+}
+
+
+def run_in_child(spec: dict, workdir: Path, timeout_s: float = 900.0) -> dict:
+    """Run one row in a fresh interpreter; its JSON result, or EdgeLiquidError with its stderr."""
+    spec_path, out_path = workdir / f"{spec['row']}.spec.json", workdir / f"{spec['row']}.json"
+    spec_path.write_text(json.dumps(spec))
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": path}
+    command = [sys.executable, "-m", "edgeliquid.bench_rows", str(spec_path), str(out_path)]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EdgeLiquidError(f"row {spec['row']} failed (exit {proc.returncode}): {tail}")
+    return json.loads(out_path.read_text())
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS: VmHWM on Linux (ru_maxrss there keeps the peak of the parent
+    that forked us, across exec: a torch-sized parent would show in every row), else ru_maxrss."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
+
+
+def main(argv: list[str]) -> int:
+    """Measure the row SPEC names and write its samples and peak RSS to OUT."""
+    spec_path, out_path = (Path(arg) for arg in argv)
+    spec = json.loads(spec_path.read_text())
+    samples, extra = ROWS[spec["row"]](spec)
+    result = {"samples_us": samples, "peak_rss_kib": peak_rss_kib(), "extra": extra}
+    out_path.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
