@@ -264,7 +264,7 @@ def _header(result: dict) -> str:
     load = f"load {machine['load_avg_start'][0]:g} → {machine['load_avg_end'][0]:g}"
     return (
         f"{machine['cpu']}, {machine['cores']} cores ({load}), {result['created'][:10]}; "
-        f"model: {model['source']} ({model['parameters']:,} params); {s['iterations']} steps "
+        f"model: {model['source']}, {model['parameters']:,} params; {s['iterations']} steps "
         f"per row after {s['warmup']} warm-up, one thread per row; unrolled T="
         f"{s['unrolled_steps']}; {s['replay']}."
     )

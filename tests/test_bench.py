@@ -4,6 +4,7 @@ LTC twins of the policy, the statistics, and the torch-free path for .onnx files
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +195,12 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
 def test_bench_modules_import_no_torch():
     code = "import edgeliquid.bench, edgeliquid.bench_rows, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_readme_table_is_the_committed_run():
+    """The README's Performance table is `markdown()` of docs/bench/bench.json, not hand-edited."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    start = readme.index("\n", readme.index("<!-- bench table:")) + 1
+    block = readme[start : readme.index("<!-- end bench table -->")].strip()
+    assert block == bench.markdown(bench.load_result(root / "docs" / "bench" / "bench.json"))
