@@ -1,12 +1,11 @@
 """`edgeliquid bench`: where every microsecond of a control step goes, on this machine.
 
-One run measures, each row in a fresh subprocess (`edgeliquid.bench_rows`, one BLAS / torch /
-ORT thread): torch, ncps and LTC eager steps; ONNX Runtime on the fp32 step graph (dt input and
-dt fixed), the int8 graph and the unrolled graph (per step); the runtime engine's
-`OnnxPolicy.step`; and the daemon loop on replayed simulator frames. The compute floor is the
-policy's FLOPs per step over single-thread sgemm throughput measured in the same run. The result
-is one JSON dict (`run_bench`), rendered as a markdown table (`markdown`) and a latency CDF
-(`plot_cdf`); targets from issue 7 are judged in `targets`.
+Each row runs in a fresh subprocess on one thread (`edgeliquid.bench_rows`): torch, ncps and
+LTC eager steps; ONNX Runtime on the fp32 step graph (dt input, dt fixed), the int8 graph and
+the unrolled graph (per step); the engine's `OnnxPolicy.step`; the daemon loop on replayed
+simulator frames. The compute floor is the policy's FLOPs per step over single-thread sgemm
+throughput measured in the same run. `run_bench` returns one JSON-ready dict, which `markdown`
+and `plot_cdf` render and `targets` judges against issue 7's goals.
 """
 
 from __future__ import annotations
@@ -222,6 +221,9 @@ def run_bench(
         created = datetime.datetime.now().isoformat(timespec="seconds")
         result = dict(schema=SCHEMA, created=created, machine=machine_info(), versions=versions())
         result["settings"] = dataclasses.asdict(config)
+        load = result["machine"]["load_avg_start"][0]
+        if load >= 0.5:  # a quiet machine sits near 0
+            echo(f"bench: warning: load average {load}; other work skews every row")
         path, source = resolve_model(model, workdir)
         echo(f"bench: model {source}")
         info, graphs, frames, note = prepare(path, workdir, config, echo)
@@ -340,10 +342,9 @@ def write_outputs(result, table, json_path, plot_path, markdown_path, echo: Echo
     if json_path is not None:
         Path(json_path).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
         echo(f"wrote {json_path}")
-    if plot_path is not None and plot_cdf(result, Path(plot_path)):
-        echo(f"wrote {plot_path}")
-    elif plot_path is not None:
-        echo(f"no plot: matplotlib is not installed (pip install matplotlib for {plot_path})")
+    if plot_path is not None:
+        done = plot_cdf(result, Path(plot_path))
+        echo(f"wrote {plot_path}" if done else "no plot: matplotlib is not installed")
     if markdown_path is not None:
         Path(markdown_path).write_text(table + "\n")
         echo(f"wrote {markdown_path}")
