@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from edgeliquid.sim.scene import Scene
@@ -109,7 +110,7 @@ class Look:
 
     palette: Palette
     fog: np.ndarray  # float32 [3]
-    texture: np.ndarray  # uint8 [TEXTURE, TEXTURE, 3]: ground near the camera
+    texture: np.ndarray  # uint8 [TEXTURE, TEXTURE, 4] RGBA (faster to remap): ground near
     texture_far: np.ndarray  # the same without fine grain, against aliasing far away
     panorama: np.ndarray  # uint8 [horizon rows, panorama width, 3]: sky, clouds, far hills
     tree_colors: np.ndarray  # float32 [N, 4, 3]: trunk, canopy, canopy highlight, snow
@@ -124,8 +125,8 @@ def build_look(scene: Scene, shift: Shift, rows: int, panorama_width: int, focal
     return Look(
         palette=palette,
         fog=np.array(palette.fog, np.float32),
-        texture=_mix(palette.ground, np.clip(coarse + grain, 0, 1)),
-        texture_far=_mix(palette.ground, coarse),
+        texture=_rgba(_mix(palette.ground, np.clip(coarse + grain, 0, 1))),
+        texture_far=_rgba(_mix(palette.ground, coarse)),
         panorama=_panorama(rng, palette, rows, panorama_width, focal),
         tree_colors=_tree_colors(scene.trees, palette),
     )
@@ -157,6 +158,10 @@ def _mix(colors: tuple[Color, Color, Color], t: np.ndarray) -> np.ndarray:
     high = np.clip(t * 2 - 1, 0, 1)[..., None]
     rgb = stops[0] + (stops[1] - stops[0]) * low + (stops[2] - stops[1]) * high
     return np.ascontiguousarray(rgb.astype(np.uint8))
+
+
+def _rgba(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
 
 
 def _panorama(

@@ -36,16 +36,24 @@ class Renderer:
         self.row_distance = (self.focal / rows).astype(np.float32)  # forward m per m altitude
         self.ground_a = np.repeat(self.row_distance[:, None], width, axis=1)
         self.ground_b = (self.row_distance[:, None] * cols[None, :]).astype(np.float32)
-        self.column_azimuth = np.arctan(cols)
+        self._ones = np.ones_like(self.ground_a)
         self.panorama_width = math.ceil(2 * math.pi * self.focal)
+        # panorama column by azimuth; -0.5 as cv2's nearest-neighbour remap rounds
+        columns = np.arctan(cols) * (self.panorama_width / (2 * math.pi)) - 0.5
+        self.sky_columns = np.repeat(columns[None, :], self.horizon, axis=0).astype(np.float32)
+        rows_f = np.arange(self.horizon, dtype=np.float32)[:, None]
+        self.sky_rows = np.repeat(rows_f, width, axis=1)
         self.tan_half = math.tan(math.radians(fov_deg) / 2)
 
     def render(self, pose: np.ndarray, look: Look, scene: Scene) -> np.ndarray:
         """One uint8 [H, W, 3] RGB frame."""
         x, y, z, yaw = (float(v) for v in pose[:4])
         img = np.empty((self.height, self.width, 3), np.uint8)
-        cols = np.floor((yaw + self.column_azimuth) * (self.panorama_width / (2 * math.pi)))
-        img[: self.horizon] = look.panorama[:, cols.astype(np.int64) % self.panorama_width]
+        turn = np.float32(math.remainder(yaw, 2 * math.pi) * self.panorama_width / (2 * math.pi))
+        img[: self.horizon] = cv2.remap(
+            look.panorama, self.sky_columns + turn, self.sky_rows, cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_WRAP,
+        )  # fmt: skip
         img[self.horizon :] = self._ground(x, y, max(-z, 0.05), yaw, look)
         self._objects(img, (x, y, z, yaw), look, scene)
         return img
@@ -57,7 +65,7 @@ class Renderer:
         map_col = (self.ground_a * (scale * s) + self.ground_b * (scale * c)) + y / TEXEL
         far = int(np.searchsorted(-self.row_distance * alt, -12.0))  # first row nearer than 12 m
         n = len(self.row_distance)
-        out = np.empty((n, self.width, 3), np.uint8)
+        out = np.empty((n, self.width, 4), np.uint8)  # RGBA: 4-channel remap is faster
         for texture, lo, hi in ((look.texture_far, 0, far), (look.texture, far, n)):
             if hi > lo:
                 out[lo:hi] = cv2.remap(
@@ -65,9 +73,10 @@ class Renderer:
                     borderMode=cv2.BORDER_WRAP,
                 )  # fmt: skip
         haze = 1.0 - np.exp(self.row_distance * (-alt / look.palette.fog_distance))
-        haze = haze.astype(np.float32)[:, None, None]
-        blended = out * (1.0 - haze) + look.fog * haze
-        return blended.astype(np.uint8)
+        weight = self._ones * haze.astype(np.float32)[:, None]
+        fog = np.empty((n, self.width, 3), np.uint8)
+        fog[:] = look.fog.astype(np.uint8)
+        return cv2.blendLinear(fog, cv2.cvtColor(out, cv2.COLOR_RGBA2RGB), weight, 1.0 - weight)
 
     def _objects(self, img: np.ndarray, pose: tuple, look: Look, scene: Scene) -> None:
         """Trees, distractors and the target by depth, farthest first (painter's algorithm)."""
