@@ -404,14 +404,13 @@ def sim_bench_command(
         result = benchmark(frames, (height, width), shift)
     except ValueError as e:
         raise EdgeLiquidError(str(e)) from None
-    where = f"{height}x{width}, shift {shift}, one core ({result['core']})"
     typer.echo(
-        f"render   {where}: {result['render_fps']:.0f} frames/s "
-        f"({result['render_us']:.0f} µs/frame)"
+        f"{height}x{width}, shift {shift}, one core ({result['core']}), median / best trial:"
     )
-    typer.echo(
-        f"env.step {where}: {result['step_fps']:.0f} steps/s ({result['step_us']:.0f} µs/step)"
-    )
+    for name, unit in (("render", "frames/s"), ("step", "env steps/s")):
+        median, best = result[f"{name}_fps"], result[f"{name}_fps_best"]
+        per = f"{1e6 / median:.0f} / {1e6 / best:.0f} µs"
+        typer.echo(f"  {name:<7}{median:6.0f} / {best:.0f} {unit}  ({per})")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2) + "\n")
