@@ -61,7 +61,8 @@ def contact_sheet(
 
 def save_rgb(path: str | os.PathLike, image: np.ndarray) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
         raise OSError(f"could not write image {path}")
 
 
