@@ -1,6 +1,8 @@
 """NavEnv: gymnasium contract, determinism, units and conventions, episode endings, expert."""
 
 import math
+import subprocess
+import sys
 
 import gymnasium
 import numpy as np
@@ -37,6 +39,26 @@ def in_front_of_target(env: NavEnv, distance: float, facing: bool = True) -> Non
 def test_gymnasium_check_env_passes():
     env = gymnasium.make(ENV_ID, config=NavEnvConfig(**SMALL), disable_env_checker=True)
     check_env(env.unwrapped)
+
+
+def test_runs_without_gymnasium_with_the_same_frames(tmp_path):
+    """The runtime-only install (make demo) has no gymnasium: same seeding, same frames."""
+    code = (
+        "import sys; sys.modules['gymnasium'] = None\n"
+        "import numpy as np\n"
+        "from edgeliquid.sim import NavEnv, NavEnvConfig\n"
+        "env = NavEnv(NavEnvConfig(height=36, width=64, dt_jitter=0.3))\n"
+        "frames = [env.reset(seed=11)[0]]\n"
+        "frames += [env.step(np.array([1, 0, 0, 0.2], np.float32))[0] for _ in range(3)]\n"
+        f"np.save({str(tmp_path / 'f.npy')!r}, np.stack(frames))\n"
+        "assert 'gymnasium' not in str(type(env).__mro__)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    env = env_at(dt_jitter=0.3)
+    frames = [env.reset(seed=11)[0]]
+    frames += [env.step(np.array([1, 0, 0, 0.2], np.float32))[0] for _ in range(3)]
+    assert isinstance(env, gymnasium.Env)
+    assert np.array_equal(np.load(tmp_path / "f.npy"), np.stack(frames))
 
 
 def test_command_limits_match_the_onnx_metadata_default():

@@ -1,15 +1,22 @@
 """The camera-frame simulator: NavEnv, its renderer, the privileged expert, distribution shifts.
 
-numpy + OpenCV only (no torch), so the daemon's `--source sim` and the tests run anywhere.
+numpy + OpenCV only, no torch, so the daemon's `--source sim` and the tests run anywhere.
+gymnasium is optional: with it NavEnv is a `gymnasium.Env` registered as ENV_ID; without it
+(the runtime-only install) NavEnv keeps the same API, seeding and frames.
 """
 
-import gymnasium as gym
-
-from edgeliquid.sim.env import COMMAND_LIMITS, STATE_FIELDS, NavEnv, NavEnvConfig, Privileged
+from edgeliquid.sim.env import (
+    COMMAND_LIMITS,
+    STATE_FIELDS,
+    NavEnv,
+    NavEnvConfig,
+    Privileged,
+    gym,
+)
 from edgeliquid.sim.shifts import SHIFTS, Shift, parse_shift
 
 ENV_ID = "edgeliquid/Nav-v0"  # gymnasium.make(ENV_ID, config=NavEnvConfig(...))
-if ENV_ID not in gym.registry:
+if gym is not None and ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="edgeliquid.sim.env:NavEnv")
 
 __all__ = [

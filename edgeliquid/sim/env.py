@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 
 from edgeliquid.sim.look import build_look
@@ -25,6 +24,11 @@ from edgeliquid.sim.render import Renderer
 from edgeliquid.sim.scene import DRONE_RADIUS, TARGET_RADIUS, SceneConfig, generate_scene
 from edgeliquid.sim.scene import tree_collision as _tree_collision
 from edgeliquid.sim.shifts import SensorEffects, Timing, parse_shift
+
+try:  # gymnasium is a dev extra: the runtime-only install (make demo, run --source sim) lacks it
+    import gymnasium as gym
+except ImportError:
+    gym = None
 
 STATE_FIELDS = ("x", "y", "z", "yaw", "vx", "vy", "vz", "yaw_rate")
 COMMAND_LIMITS = (3.0, 2.0, 1.0, 1.0)  # |forward|, |right|, |down| m/s, |yaw_rate| rad/s
@@ -79,6 +83,23 @@ class NavEnvConfig:
 
 
 @dataclass(frozen=True)
+class Box:
+    """Stand-in for gymnasium.spaces.Box when gymnasium is not installed."""
+
+    low: np.ndarray
+    high: np.ndarray
+    dtype: type
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.low.shape
+
+
+def _box(low: np.ndarray, high: np.ndarray, dtype: type) -> Any:
+    return gym.spaces.Box(low, high, dtype=dtype) if gym is not None else Box(low, high, dtype)
+
+
+@dataclass(frozen=True)
 class Privileged:
     """What the expert may know that the camera policy may not."""
 
@@ -88,7 +109,7 @@ class Privileged:
     dt: float  # s since the previous frame
 
 
-class NavEnv(gym.Env):
+class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
     """Fly-to-target from camera frames; see the module docstring for frames and units."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -100,9 +121,11 @@ class NavEnv(gym.Env):
         self.timing = Timing.for_shift(self.shift, self.config.dt, self.config.dt_jitter)
         self.renderer = Renderer(self.config.height, self.config.width, self.config.fov_deg)
         size = (self.config.height, self.config.width, 3)
-        self.observation_space = gym.spaces.Box(0, 255, size, np.uint8)
+        self.observation_space = _box(
+            np.zeros(size, np.uint8), np.full(size, 255, np.uint8), np.uint8
+        )
         limits = np.array(COMMAND_LIMITS, np.float32)
-        self.action_space = gym.spaces.Box(-limits, limits, dtype=np.float32)
+        self.action_space = _box(-limits, limits, np.float32)
         self._limits = limits.astype(np.float64)
         self._frame: np.ndarray | None = None
         self.outcome: str | None = None
@@ -110,8 +133,7 @@ class NavEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        episode_seed = int(self.np_random.integers(2**63))
+        episode_seed = int(self._seeded(seed).integers(2**63))
         self.scene = generate_scene(episode_seed, self.shift, self.config.scene)
         r = self.renderer
         self.look = build_look(self.scene, self.shift, r.horizon, r.panorama_width, r.focal)
@@ -143,6 +165,15 @@ class NavEnv(gym.Env):
         )
         terminated = self.outcome in ("success", "collision", "out_of_bounds")
         return self._observe(), reward, terminated, self.outcome == "timeout", self._info()
+
+    def _seeded(self, seed: int | None) -> np.random.Generator:
+        """gymnasium's seeding when it is installed, the same generator when it is not."""
+        if gym is not None:
+            super().reset(seed=seed)
+            return self.np_random
+        if seed is not None or getattr(self, "_rng", None) is None:
+            self._rng = np.random.default_rng(seed)  # = gymnasium's np_random(seed)
+        return self._rng
 
     def render(self) -> np.ndarray | None:
         return None if self._frame is None else self._frame.copy()
