@@ -8,8 +8,9 @@ Two graphs, both closed form (no ODE solver, no Loop/Scan):
   `commands` [T,4], `state_out` [1,S], for batch replay and offline validation.
 
 Before export the model is copied and prepared: NCP masks are multiplied into the ff1/ff2
-weights, and with `dt_mode="fixed"` the nominal step is folded into the CfC time gate, so
-`time_a·ts + time_b` becomes one affine map and the graph has no `dt` input.
+weights, each CfC layer's four heads become one Gemm, and with `dt_mode="fixed"` the nominal
+step is folded into the time gate, so `time_a·ts + time_b` becomes one affine map and the
+graph has no `dt` input.
 Verification lives in `verify.py`, int8 in `quantize.py`, the command in `__init__.py`.
 """
 
@@ -32,7 +33,7 @@ from torch import nn
 
 from edgeliquid import __version__
 from edgeliquid.errors import EdgeLiquidError
-from edgeliquid.model.cfc import CfCCell
+from edgeliquid.model.cfc import CfCCell, as_timespan
 from edgeliquid.model.flops import count_parameters
 from edgeliquid.model.policy import PolicyBase
 from edgeliquid.runtime.metadata import ModelMetadata, weights_sha256
@@ -65,11 +66,44 @@ class ExportOptions:
             raise ValueError(f"atol must be > 0, got {self.atol}")
 
 
-class _ZeroGate(nn.Module):
-    """Stands in for `time_a` once dt is folded: contributes a python 0 (no graph op)."""
+class FusedCfCCell(nn.Module):
+    """A gated CfC cell for export: its heads stacked into one Gemm (masks already folded).
 
-    def forward(self, x: torch.Tensor) -> float:
-        return 0.0
+    ff1, ff2, time_a and time_b read the same `x`, so one [4H, X] matrix computes all four.
+    With a fixed timespan `ts` the time gate's `time_a·ts + time_b` is one affine map, so
+    three heads remain and the graph has no dt. Same numbers as `CfCCell` (verified on export).
+    """
+
+    def __init__(self, cell: CfCCell, fixed_ts: float | None) -> None:
+        super().__init__()
+        self.mode, self.size, self.fixed = cell.mode, cell.hidden_size, fixed_ts is not None
+        self.backbone = cell.backbone
+        weights = [cell.ff1.weight, cell.ff2.weight]
+        biases = [cell.ff1.bias, cell.ff2.bias]
+        if fixed_ts is None:
+            weights += [cell.time_a.weight, cell.time_b.weight]
+            biases += [cell.time_a.bias, cell.time_b.bias]
+        else:
+            weights.append(cell.time_a.weight * fixed_ts + cell.time_b.weight)
+            biases.append(cell.time_a.bias * fixed_ts + cell.time_b.bias)
+        self.heads = nn.Linear(cell.head_features, len(weights) * self.size)
+        with torch.no_grad():
+            self.heads.weight.copy_(torch.cat(weights))
+            self.heads.bias.copy_(torch.cat(biases))
+
+    def forward(self, input: torch.Tensor, hx: torch.Tensor, ts: Any) -> tuple[Any, Any]:
+        x = torch.cat([input, hx], 1)
+        if self.backbone is not None:
+            x = self.backbone(x)
+        heads = torch.split(self.heads(x), self.size, dim=1)
+        ff1, ff2 = torch.tanh(heads[0]), torch.tanh(heads[1])
+        gate = heads[2] if self.fixed else heads[2] * as_timespan(ts) + heads[3]
+        t_interp = torch.sigmoid(gate)
+        if self.mode == "no_gate":
+            new_hidden = ff1 + t_interp * ff2
+        else:
+            new_hidden = ff1 * (1.0 - t_interp) + t_interp * ff2
+        return new_hidden, new_hidden
 
 
 def fold_masks(model: nn.Module) -> None:
@@ -83,22 +117,22 @@ def fold_masks(model: nn.Module) -> None:
             cell.sparsity_mask = None
 
 
-def fold_timestep(model: nn.Module, ts: float) -> None:
-    """Fold a constant timespan `ts` into every gated CfC: time_b ← time_a·ts + time_b."""
-    for cell in model.modules():
-        if isinstance(cell, CfCCell) and cell.mode != "pure":
-            with torch.no_grad():
-                cell.time_b.weight.add_(cell.time_a.weight * ts)
-                cell.time_b.bias.add_(cell.time_a.bias * ts)
-            cell.time_a = _ZeroGate()
+def fuse_cells(model: nn.Module, fixed_ts: float | None) -> None:
+    """Swap every gated CfCCell (masks folded) for a FusedCfCCell; pure cells stay."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, CfCCell) and child.mode != "pure":
+                setattr(parent, name, FusedCfCCell(child, fixed_ts))
 
 
 def prepare(model: PolicyBase, dt_mode: str) -> PolicyBase:
-    """A copy of `model` in eval mode with masks (and, if fixed, the nominal dt) folded."""
+    """A copy of `model` in eval mode with masks folded and CfC heads fused.
+
+    With `dt_mode="fixed"` the nominal step (ts = 1: cores see dt / nominal_dt) is folded in.
+    """
     model = copy.deepcopy(model).eval()
     fold_masks(model)
-    if dt_mode == "fixed":
-        fold_timestep(model, 1.0)  # cores see dt / nominal_dt: the nominal step is ts = 1
+    fuse_cells(model, 1.0 if dt_mode == "fixed" else None)
     return model
 
 
