@@ -93,21 +93,10 @@ def record_episode(config: CollectConfig, index: int) -> data.Episode:
 
     env, expert = NavEnv(config.env_config()), Expert()
     seed = episode_seed(config.seed, index, "collect")
-    obs, info = env.reset(seed=seed)
     scale = np.array(COMMAND_LIMITS) * config.action_noise
     noise = OrnsteinUhlenbeck(scale, config.noise_tau, np.random.default_rng([seed, 7]))
-    frames, commands, dts, states = [], [], [], []
-    while True:
-        command = expert.act(env)
-        frames.append(obs)
-        commands.append(command)
-        dts.append(info["dt"])
-        states.append([*info["state"], info["distance"], info["bearing"]])
-        if info["outcome"] is not None:
-            break
-        fade = min(max(info["distance"] / NOISE_FADE_M, 0.2), 1.0)  # let the expert stop
-        executed = command + fade * noise.sample(info["dt"]).astype(np.float32)
-        obs, _, _, _, info = env.step(executed)
+    rows, info = _fly(env, expert, noise, seed)
+    frames, commands, dts, states = zip(*rows, strict=True)
     meta = {
         "index": index,
         "episode_seed": seed,
@@ -124,6 +113,20 @@ def record_episode(config: CollectConfig, index: int) -> data.Episode:
         states=np.array(states, np.float32),
         meta=meta,
     )
+
+
+def _fly(env: Any, expert: Any, noise: OrnsteinUhlenbeck, seed: int) -> tuple[list, dict]:
+    """(frame, clean command, dt, state) per step, the last frame included, and final info."""
+    obs, info = env.reset(seed=seed)
+    rows = []
+    while True:
+        command = expert.act(env)
+        rows.append((obs, command, info["dt"], [*info["state"], info["distance"], info["bearing"]]))
+        if info["outcome"] is not None:
+            return rows, info
+        fade = min(max(info["distance"] / NOISE_FADE_M, 0.2), 1.0)  # let the expert stop
+        executed = command + fade * noise.sample(info["dt"]).astype(np.float32)
+        obs, _, _, _, info = env.step(executed)
 
 
 def _entry(index: int, meta: dict[str, Any]) -> dict[str, Any]:

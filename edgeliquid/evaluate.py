@@ -255,14 +255,7 @@ def evaluate(
     `model` is `expert`, a path, or a zero-argument factory returning a policy (it must be
     picklable when `workers` > 1). `size` overrides the frame size the policy asks for.
     """
-    from edgeliquid.sim.shifts import parse_shift
-
-    if episodes < 1 or workers < 1 or seed < 0:
-        raise ValueError(
-            f"need episodes >= 1, workers >= 1, seed >= 0; got {episodes}, {workers}, {seed}"
-        )
-    for shift in shifts:
-        parse_shift(shift)
+    _check_arguments(episodes, seed, shifts, workers)
     jobs = [(shift, seed, i) for shift in shifts for i in range(episodes)]
     collected: dict[str, list[EpisodeResult]] = {shift: [] for shift in shifts}
     for result in _results(model, jobs, workers, size):
@@ -280,6 +273,17 @@ def evaluate(
     if keep_episodes:
         report["episode_results"] = [asdict(r) for shift in shifts for r in collected[shift]]
     return report
+
+
+def _check_arguments(episodes: int, seed: int, shifts: Sequence[str], workers: int) -> None:
+    from edgeliquid.sim.shifts import parse_shift
+
+    if episodes < 1 or workers < 1 or seed < 0:
+        raise ValueError(
+            f"need episodes >= 1, workers >= 1, seed >= 0; got {episodes}, {workers}, {seed}"
+        )
+    for shift in shifts:
+        parse_shift(shift)  # ValueError naming the valid shifts
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -98,13 +98,9 @@ class Expert:
     def _steer(
         self, trees: np.ndarray, position: np.ndarray, direction: np.ndarray, reach: float
     ) -> tuple[np.ndarray, float]:
-        """The travel direction and the free distance along it.
-
-        A fan of headings around the target direction is scored by how far each runs before
-        touching a canopy grown by `clearance` (capped at the look-ahead) times how much it
-        points at the target, plus a small bonus for the heading chosen last time so the
-        expert does not dither between the two sides of a tree.
-        """
+        """Travel direction and free distance along it: of a fan of headings, the one that
+        runs farthest clear of canopies grown by `clearance` (up to the look-ahead) times how
+        much it points at the target, plus a bonus for last time's heading (no dithering)."""
         cfg = self.config
         reach = min(reach, cfg.lookahead)
         offset = trees[:, :2] - position[:2]
