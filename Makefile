@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine with Python 3.11:
-#   make demo   runtime + simulator venv (no torch), flies the shipped model in the simulator
+#   make demo   runtime-only venv (no torch), flies the shipped model in the simulator
 #   make test   full dev venv (CPU torch pinned), ruff + the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.runtime: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e ".[sim]"
+	$(BIN)/pip install -q -e .
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
