@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from edgeliquid.cli import app
+from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.export import graph as export_graph
 from edgeliquid.export.graph import ExportOptions, export_checkpoint
 from edgeliquid.model import NavPolicy, NavPolicyConfig, save_checkpoint
@@ -193,3 +194,38 @@ def test_cli_export_rejects_bad_options(policy, tmp_path):
     assert result.exit_code == 1 and "opset must be one of" in result.output
     result = runner.invoke(app, ["export", str(ckpt), "-o", str(tmp_path / "x.txt")])
     assert result.exit_code == 1 and "must end in .onnx" in result.output
+
+
+def _quantize(policy, tmp_path, force=False):
+    from edgeliquid.export import run_export, run_quantize
+    from edgeliquid.export.quantize import QuantizeOptions
+
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", policy)
+    fp32 = run_export(ckpt, tmp_path / "tiny.onnx", ExportOptions(), lambda _: None, None).path
+    settings = QuantizeOptions(calibration_steps=32, episodes=2)
+    return run_quantize(ckpt, fp32, ExportOptions(), force, lambda _: None, settings)
+
+
+def test_int8_graph_is_quantized_and_flies(policy, tmp_path):
+    path = _quantize(policy, tmp_path)
+    model = onnx.load(str(path))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert path.stat().st_size < (tmp_path / "tiny.onnx").stat().st_size
+    engine = OnnxPolicy(path)  # metadata and hash were rewritten for the int8 graph
+    assert engine.metadata.input_height == TINY.input_height
+    assert np.isfinite(engine.step(np.zeros((24, 32, 3), np.uint8), 0.1)).all()
+
+
+def test_int8_refused_when_closed_loop_success_drops(policy, tmp_path, monkeypatch):
+    from edgeliquid.export import quantize
+
+    def success(path, episodes, seed):  # fp32 flies 0.9, int8 0.8: a 10-point drop
+        return 0.8 if path.name.endswith(".int8.onnx") else 0.9
+
+    monkeypatch.setattr(quantize, "closed_loop_success", success)
+    with pytest.raises(EdgeLiquidError, match=r"more than 0\.05 below fp32"):
+        _quantize(policy, tmp_path)
+    assert not (tmp_path / "tiny.int8.onnx").exists()
+    assert (tmp_path / "tiny.onnx").exists()
+    assert _quantize(policy, tmp_path, force=True).exists()

@@ -70,6 +70,7 @@ def quantize_int8(
         CalibrationDataReader,
         QuantFormat,
         QuantType,
+        quant_pre_process,
         quantize_static,
     )
 
@@ -82,10 +83,13 @@ def quantize_int8(
         def get_next(self) -> dict | None:
             return next(self._it, None)
 
-    fp32 = onnx.load(str(fp32_path))
-    meta = ModelMetadata.from_props({p.key: p.value for p in fp32.metadata_props})
+    meta = ModelMetadata.from_props(
+        {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "int8.onnx"
+        raw, prepared = Path(tmp) / "int8.onnx", Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared))  # shape inference + ORT graph cleanup
+        fp32 = onnx.load(str(prepared))
         quantize_static(
             fp32,
             raw,
