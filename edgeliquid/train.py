@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +34,9 @@ import torch
 
 from edgeliquid.augment import AugmentConfig, Augmenter
 from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.model import ARCHS
 from edgeliquid.windows import Batch, WindowSet, command_statistics, split_windows
 
-ARCHS = ("cfc", "lstm", "gru", "cnn")
 Log = Callable[[str], None]
 
 
@@ -128,11 +130,9 @@ def masked_loss(
 
 
 def _set_lr(run: _Run) -> float:
-    progress = min(run.step / max(run.total_steps, 1), 1.0)
-    scale = run.config.lr_final + (1 - run.config.lr_final) * 0.5 * (
-        1 + math.cos(math.pi * progress)
-    )
-    lr = run.config.lr * scale
+    """Cosine decay from lr to lr * lr_final over the planned steps."""
+    cosine = 0.5 * (1 + math.cos(math.pi * min(run.step / max(run.total_steps, 1), 1.0)))
+    lr = run.config.lr * (run.config.lr_final + (1 - run.config.lr_final) * cosine)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     return lr
@@ -172,24 +172,14 @@ def evaluate_loss(model: torch.nn.Module, windows: WindowSet, batch_size: int = 
 
 def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
     """Episodes and a short data summary for the metrics and the model card."""
-    from edgeliquid.data import load_dataset
+    from edgeliquid.data import load_dataset, read_manifest
 
     episodes = load_dataset(data_dir)
-    manifest = _read_manifest(data_dir)
-    summary = {
-        "dir": str(data_dir),
-        "episodes": len(episodes),
-        "frames": int(sum(len(ep.commands) for ep in episodes)),
-        **{k: manifest[k] for k in ("seed", "shift", "dt_jitter", "action_noise") if k in manifest},
-    }
-    return episodes, summary
-
-
-def _read_manifest(data_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((Path(data_dir) / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    manifest = read_manifest(data_dir)
+    keys = ("seed", "shift", "dt_jitter", "action_noise")
+    frames = int(sum(len(ep.commands) for ep in episodes))
+    summary = {"dir": str(data_dir), "episodes": len(episodes), "frames": frames}
+    return episodes, {**summary, **{k: manifest[k] for k in keys if k in manifest}}
 
 
 def _init_model(config: TrainConfig, log: Log) -> torch.nn.Module:
@@ -368,7 +358,23 @@ def _describe(run: _Run, log: Log) -> dict[str, Any]:
         "model_config": json.loads(json.dumps(dataclasses.asdict(run.model.config))),
         "train_windows": len(run.train_set),
         "val_windows": len(run.val_set),
+        "machine": machine(run.config),
     }
+
+
+def machine(config: TrainConfig) -> str:
+    """Where the wall times were measured: CPU model, cores, torch threads (and GPU)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "unknown CPU"
+    where = (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {config.num_threads} threads"
+    )
+    if config.device == "cuda":
+        where += f", trained on {torch.cuda.get_device_name()}"
+    return where
 
 
 def train(

@@ -1,0 +1,175 @@
+"""The exact commands that produce the shipped policy: models/nav_cfc.pt + models/nav_cfc.json.
+
+    .venv/bin/python scripts/train_shipped.py            # collect, train, eval, model card
+
+Each step is the public CLI, run as a subprocess and echoed, so the card's commands are the
+ones a user would type:
+
+1. `edgeliquid collect`: expert flights with timing variation (--dt-jitter) and smooth action
+   noise (recoveries), no OOD shift; collect seed 1;
+2. `edgeliquid train`: the CfC policy from scratch, wall time measured on this machine;
+3. `edgeliquid eval --shift all`: 100 episodes per shift on eval seed 12345 (disjoint scenes);
+4. copy best.pt to models/nav_cfc.pt and write the model card models/nav_cfc.json.
+
+Steps whose output exists are skipped (collect resumes itself), so a killed run continues;
+`--retrain` starts training and evaluation over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EDGELIQUID = str(Path(sys.executable).with_name("edgeliquid"))
+
+
+def run(command: list[str]) -> None:
+    """Echo and run one CLI command; stop the pipeline if it fails."""
+    print("$ " + shlex.join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def commands(a: argparse.Namespace) -> dict[str, list[str]]:
+    """The three CLI commands of the recipe."""
+    return {
+        "collect": [
+            EDGELIQUID,
+            "collect",
+            "--out",
+            str(a.data),
+            "--episodes",
+            str(a.episodes),
+            "--seed",
+            str(a.data_seed),
+            "--dt-jitter",
+            str(a.dt_jitter),
+            "--action-noise",
+            str(a.action_noise),
+            "--workers",
+            "2",
+        ],
+        "train": [
+            EDGELIQUID,
+            "train",
+            str(a.data),
+            "--out",
+            str(a.run),
+            "--seed",
+            str(a.train_seed),
+            "--epochs",
+            str(a.epochs),
+            "--max-minutes",
+            "15",
+        ],
+        "eval": [
+            EDGELIQUID,
+            "eval",
+            str(a.run / "best.pt"),
+            "--episodes",
+            str(a.eval_episodes),
+            "--seed",
+            str(a.eval_seed),
+            "--shift",
+            "all",
+            "--json",
+            str(a.run / "eval.json"),
+            "--workers",
+            "2",
+        ],
+    }
+
+
+def model_card(a: argparse.Namespace, cmds: dict[str, list[str]]) -> dict[str, Any]:
+    """The card: what the model is, what it saw, how long it took, how well it flies."""
+    from edgeliquid.model import load_checkpoint
+
+    metrics = json.loads((a.run / "metrics.json").read_text())
+    report = json.loads((a.run / "eval.json").read_text())
+    model, _ = load_checkpoint(a.out / "nav_cfc.pt")
+    rows = report["results"]
+    none = next(r["success_rate"] for r in rows if r["shift"] == "none")
+    shifted = [r["success_rate"] for r in rows if r["shift"] != "none"]
+    pretty = {k: shlex.join([Path(v[0]).name, *v[1:]]) for k, v in cmds.items()}
+    return {
+        "name": "nav_cfc",
+        "checkpoint": "models/nav_cfc.pt",
+        "sha256": hashlib.sha256((a.out / "nav_cfc.pt").read_bytes()).hexdigest(),
+        "arch": metrics["arch"],
+        "param_count": metrics["param_count"],
+        "flops_per_step": metrics["flops_per_step"],
+        "state_size": int(model.state_size),
+        "model_config": metrics["model_config"],
+        "data": {**metrics["data"], "command": pretty["collect"]},
+        "training": {
+            "command": pretty["train"],
+            "config": metrics["train_config"],
+            "epochs_run": len(metrics["history"]),
+            "best_epoch": metrics["best_epoch"],
+            "best_val_loss": metrics["best_val_loss"],
+            "wall_seconds": round(metrics["wall_seconds"], 1),
+            "machine": metrics["machine"],
+            "history": metrics["history"],
+        },
+        "eval": {
+            "command": pretty["eval"],
+            "seed": report["seed"],
+            "episodes_per_shift": report["episodes"],
+            "success_none": none,
+            "mean_success_single_shifts": sum(shifted) / len(shifted),
+            "targets": {"success_none": 0.90, "mean_success_single_shifts": 0.75},
+            "results": rows,
+        },
+        "reproduce": ".venv/bin/python scripts/train_shipped.py",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=Path("data/shipped"))
+    p.add_argument("--run", type=Path, default=Path("runs/shipped"))
+    p.add_argument("--out", type=Path, default=Path("models"))
+    p.add_argument("--episodes", type=int, default=300)
+    p.add_argument("--data-seed", type=int, default=1)
+    p.add_argument("--dt-jitter", type=float, default=0.3)
+    p.add_argument("--action-noise", type=float, default=0.2)
+    p.add_argument("--train-seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--eval-episodes", type=int, default=100)
+    p.add_argument("--eval-seed", type=int, default=12345)
+    p.add_argument("--retrain", action="store_true", help="train and evaluate again")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> None:
+    a = parse(argv)
+    cmds = commands(a)
+    if a.retrain and a.run.exists():
+        shutil.rmtree(a.run)
+    run(cmds["collect"])
+    if not (a.run / "metrics.json").is_file():
+        run(cmds["train"])
+    if not (a.run / "eval.json").is_file():
+        run(cmds["eval"])
+    a.out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(a.run / "best.pt", a.out / "nav_cfc.pt")
+    card = model_card(a, cmds)
+    (a.out / "nav_cfc.json").write_text(json.dumps(card, indent=1) + "\n")
+    ev = card["eval"]
+    print(
+        f"wrote {a.out / 'nav_cfc.pt'} and {a.out / 'nav_cfc.json'}: success none "
+        f"{ev['success_none']:.2f}, mean over shifts {ev['mean_success_single_shifts']:.2f}, "
+        f"training {card['training']['wall_seconds'] / 60:.1f} min"
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
