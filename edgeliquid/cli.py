@@ -291,6 +291,9 @@ def collect_command(
     action_noise: Annotated[
         float, typer.Option(help="Smooth noise on the flown command, share of each limit.")
     ] = 0.15,
+    hover: Annotated[
+        float, typer.Option(help="Seconds recorded after the expert arrives (stop + hover).")
+    ] = 2.0,
     workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
     height: Annotated[int, typer.Option(help="Frame height: the policy's input.")] = 72,
     width: Annotated[int, typer.Option(help="Frame width: the policy's input.")] = 128,
@@ -305,6 +308,7 @@ def collect_command(
         shift=shift,
         dt_jitter=dt_jitter,
         action_noise=action_noise,
+        hover_s=hover,
         workers=workers,
         height=height,
         width=width,

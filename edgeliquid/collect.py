@@ -36,6 +36,9 @@ class CollectConfig:
     dt_jitter: float = 0.0  # training timing variation (see NavEnvConfig.dt_jitter)
     action_noise: float = 0.15  # OU noise std on the executed command, fraction of each limit
     noise_tau: float = 1.0  # s, correlation time of that noise
+    # s recorded after the expert arrives (stop + hover, noise still on): without it episodes
+    # end at ~0.5 m/s and a learner never sees "target close: stop" (it flew into the target)
+    hover_s: float = 2.0
     height: int = 72
     width: int = 128
     workers: int = 1
@@ -48,13 +51,19 @@ class CollectConfig:
             )
         if not 0 <= self.action_noise <= 1 or self.noise_tau <= 0:
             raise ValueError(f"action_noise must be in [0, 1], got {self.action_noise}")
+        if not 0 <= self.hover_s <= 10:
+            raise ValueError(f"hover_s must be in [0, 10] s, got {self.hover_s}")
         self.env_config()  # validates size, shift and dt_jitter
 
     def env_config(self) -> Any:
         from edgeliquid.sim import NavEnvConfig
 
         return NavEnvConfig(
-            height=self.height, width=self.width, shift=self.shift, dt_jitter=self.dt_jitter
+            height=self.height,
+            width=self.width,
+            shift=self.shift,
+            dt_jitter=self.dt_jitter,
+            end_on_success=self.hover_s == 0,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -68,6 +77,7 @@ class CollectConfig:
             "dt_jitter": self.dt_jitter,
             "action_noise": self.action_noise,
             "noise_tau": self.noise_tau,
+            "hover_s": self.hover_s,
         }
 
 
@@ -95,7 +105,7 @@ def record_episode(config: CollectConfig, index: int) -> data.Episode:
     seed = episode_seed(config.seed, index, "collect")
     scale = np.array(COMMAND_LIMITS) * config.action_noise
     noise = OrnsteinUhlenbeck(scale, config.noise_tau, np.random.default_rng([seed, 7]))
-    rows, info = _fly(env, expert, noise, seed)
+    rows, info = _fly(env, expert, noise, seed, config.hover_s)
     frames, commands, dts, states = zip(*rows, strict=True)
     meta = {
         "index": index,
@@ -115,13 +125,21 @@ def record_episode(config: CollectConfig, index: int) -> data.Episode:
     )
 
 
-def _fly(env: Any, expert: Any, noise: OrnsteinUhlenbeck, seed: int) -> tuple[list, dict]:
-    """(frame, clean command, dt, state) per step, the last frame included, and final info."""
+def _fly(env: Any, expert: Any, noise: OrnsteinUhlenbeck, seed: int, hover_s: float):
+    """(frame, clean command, dt, state) per step, the last frame included, and final info.
+
+    The flight ends at an outcome, or `hover_s` after the expert first arrived (a success).
+    """
     obs, info = env.reset(seed=seed)
-    rows = []
+    rows, arrived_at = [], None
     while True:
         command = expert.act(env)
         rows.append((obs, command, info["dt"], [*info["state"], info["distance"], info["bearing"]]))
+        if arrived_at is None and info["arrived"]:
+            arrived_at = info["time"]
+        hovered = arrived_at is not None and info["time"] >= arrived_at + hover_s - 1e-9
+        if hovered or (arrived_at is not None and info["outcome"] == "timeout"):
+            return rows, {**info, "outcome": "success"}
         if info["outcome"] is not None:
             return rows, info
         fade = min(max(info["distance"] / NOISE_FADE_M, 0.2), 1.0)  # let the expert stop

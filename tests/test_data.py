@@ -176,3 +176,15 @@ def test_collect_cli(tmp_path):
     bad = runner.invoke(app, [*args[:5], "--shift", "summer"])
     assert bad.exit_code == 1
     assert "edgeliquid: error: unknown shift 'summer'" in bad.output
+
+
+def test_hover_records_the_stop_after_arrival():
+    hover = record_episode(CollectConfig(episodes=1, seed=4, hover_s=2.0, **TINY), 0)
+    arrive = record_episode(CollectConfig(episodes=1, seed=4, hover_s=0.0, **TINY), 0)
+    assert hover.meta["outcome"] == arrive.meta["outcome"] == "success"
+    assert hover.steps >= arrive.steps + 19  # 2 s more at 10 Hz (jitter-free)
+    assert np.array_equal(hover.frames[: arrive.steps], arrive.frames)  # same flight until then
+    distance = hover.states[:, 8]
+    assert distance[arrive.steps :].max() < 2.0  # the hover stays at the target
+    forward = hover.commands[arrive.steps :, 0]
+    assert np.abs(forward).mean() < 0.25  # and its labels say stop

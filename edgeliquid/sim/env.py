@@ -64,6 +64,9 @@ class NavEnvConfig:
     success_distance: float = 2.0  # m to the target centre
     success_speed: float = 0.5  # m/s
     success_bearing_deg: float = 30.0  # target within this angle of the heading
+    # False: arriving does not end the episode (info["arrived"] says it), so demonstrations
+    # can show the stop and the hover that follow; evaluation keeps True.
+    end_on_success: bool = True
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def __post_init__(self) -> None:
@@ -219,11 +222,7 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         offset = self.position[:2] - self.scene.start[:2]
         if np.hypot(*offset) > cfg.scene.arena_radius or -self.position[2] > CEILING:
             return "out_of_bounds"
-        if (
-            self._target_distance() < cfg.success_distance
-            and self.speed < cfg.success_speed
-            and abs(self._bearing()) < math.radians(cfg.success_bearing_deg)
-        ):
+        if self.arrived() and cfg.end_on_success:
             return "success"
         if self.time >= cfg.time_limit - 1e-9:
             return "timeout"
@@ -246,6 +245,15 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         self._frame = self.effects.apply(frame, self.yaw, self._step_rng)
         return self._frame
 
+    def arrived(self) -> bool:
+        """The success conditions hold now: near the target, slow, facing it."""
+        cfg = self.config
+        return (
+            self._target_distance() < cfg.success_distance
+            and self.speed < cfg.success_speed
+            and abs(self._bearing()) < math.radians(cfg.success_bearing_deg)
+        )
+
     def _info(self) -> dict[str, Any]:
         return {
             "dt": self.dt,
@@ -254,4 +262,5 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
             "bearing": self._bearing(),
             "state": self._state(),
             "outcome": self.outcome,
+            "arrived": self.arrived(),
         }
