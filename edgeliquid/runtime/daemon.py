@@ -28,8 +28,6 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +36,7 @@ from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.notify import Notifier
 from edgeliquid.runtime.sinks import CommandMessage, Sink
 from edgeliquid.runtime.sources import Clock, Frame, FrameSource, MonotonicClock
+from edgeliquid.runtime.worker import Job, StepWorker
 
 log = logging.getLogger(__name__)
 HOLD = np.zeros(4, np.float32)
@@ -137,8 +136,8 @@ class Daemon:
         self.limits = np.asarray(policy.limits, np.float32)
         self.nominal_dt = float(policy.metadata.nominal_dt)
         self._stop = threading.Event()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-step")
-        self._pending: Future | None = None
+        self._worker = StepWorker()
+        self._pending: Job | None = None
         self._reset_pending = False
         self._last_index = -1  # index of the last frame handed to the policy
         self._last_stamp: float | None = None
@@ -212,7 +211,7 @@ class Daemon:
                 self.sink.flush()
             except Exception as e:  # a broken sink must not turn a clean stop into a crash
                 log.warning("flushing %s failed: %s", self.sink.name, e)
-            self._worker.shutdown(wait=False, cancel_futures=True)
+            self._worker.shutdown()
             self.notifier.stopping()
             log.info("stopped: %s", self.stats.line())
 
@@ -261,7 +260,7 @@ class Daemon:
         self._pending = self._worker.submit(self._policy_step, image, dt, reset)
         try:
             result = self._pending.result(timeout=self.config.budget)
-        except FutureTimeout:
+        except TimeoutError:
             return self._overrun(f"step took longer than {self.config.budget * 1e3:.1f} ms")
         except Exception as e:  # the policy failed (ORT error, bad output): hold, keep flying
             log.warning("policy step failed: %s", e)
