@@ -19,12 +19,14 @@ and the augmentation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,9 @@ class TrainConfig:
     val_fraction: float = 0.1  # share of episodes held out for validation
     max_minutes: float | None = None  # stop after this much training wall time (None: no cap)
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
-    num_threads: int = 2  # torch intra-op threads: the whole of this 2-core machine
+    # torch intra-op threads. 1: on this shared 2-core machine the recurrent core's tiny ops
+    # ran 4x (idle) to 100x (busy) slower with 2; the second core prepares batches instead.
+    num_threads: int = 1
     device: str = "cpu"  # cpu, or cuda for quick sweeps where a GPU exists
     init: str | None = None  # checkpoint to fine-tune from (its model config wins)
     eval_episodes: int = 0  # closed-loop episodes on shift none after training (0: skip)
@@ -113,20 +117,38 @@ class _Run:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def masked_loss(
-    model: torch.nn.Module, batch: Batch, augmenter: Augmenter | None = None
-) -> torch.Tensor:
-    """MSE between normalised predictions and normalised labels over the unpadded steps."""
-    device = model.command_mean.device
+Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def to_tensors(batch: Batch, device: str = "cpu", augmenter: Augmenter | None = None) -> Tensors:
+    """(frames uint8, commands, dt, mask) on `device`, frames augmented when asked."""
     frames = torch.from_numpy(batch.frames)
     frames = augmenter(frames) if augmenter is not None else frames.to(device)
-    commands, dt, mask = (
-        torch.from_numpy(a).to(device) for a in (batch.commands, batch.dt, batch.mask)
-    )
+    rest = (torch.from_numpy(a).to(device) for a in (batch.commands, batch.dt, batch.mask))
+    return (frames, *rest)
+
+
+def masked_loss(model: torch.nn.Module, tensors: Tensors) -> torch.Tensor:
+    """MSE between normalised predictions and normalised labels over the unpadded steps."""
+    frames, commands, dt, mask = tensors
     predicted, _ = model(frames, None, dt)
     error = model.normalize_commands(predicted) - model.normalize_commands(commands)
     weights = mask.to(error.dtype).unsqueeze(-1)
     return (error.square() * weights).sum() / (weights.sum() * error.shape[-1]).clamp_min(1.0)
+
+
+def _prefetched(run: _Run) -> Iterator[Tensors]:
+    """Training batches, each gathered and augmented on a second thread while the previous
+    one trains: the model's small recurrent ops run fastest on one intra-op thread, so the
+    machine's other core prepares data instead."""
+    batches = run.train_set.batches(run.config.batch_size, run.rng)
+    prepare = functools.partial(to_tensors, device=run.config.device, augmenter=run.augmenter)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(prepare, next(batches))
+        for batch in batches:
+            ready, pending = pending.result(), pool.submit(prepare, batch)
+            yield ready
+        yield pending.result()
 
 
 def _set_lr(run: _Run) -> float:
@@ -142,9 +164,9 @@ def _train_epoch(run: _Run) -> tuple[float, bool]:
     """One pass over shuffled training windows; returns (mean loss, stopped by the deadline)."""
     run.model.train()
     losses = []
-    for batch in run.train_set.batches(run.config.batch_size, run.rng):
+    for tensors in _prefetched(run):
         _set_lr(run)
-        loss = masked_loss(run.model, batch, run.augmenter)
+        loss = masked_loss(run.model, tensors)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
@@ -165,7 +187,7 @@ def evaluate_loss(model: torch.nn.Module, windows: WindowSet, batch_size: int = 
     total, count = 0.0, 0
     for batch in windows.batches(batch_size):
         steps = int(batch.mask.sum())
-        total += masked_loss(model, batch).item() * steps
+        total += masked_loss(model, to_tensors(batch, model.command_mean.device)).item() * steps
         count += steps
     return total / count
 
@@ -306,6 +328,7 @@ def _fit(run: _Run, run_dir: Path, data: dict[str, Any], log: Log) -> dict[str, 
         "best_epoch": best["epoch"],
         "best_val_loss": best["val_loss"],
         "stopped_by_time": stopped,
+        "optimizer_steps": run.step,
         "train_seconds": time.monotonic() - start,
     }
 
@@ -391,14 +414,14 @@ def train(
     metrics["initial_val_loss"] = evaluate_loss(run.model, run.val_set)
     if config.init is not None and config.eval_episodes > 0:
         metrics["init_eval_none"] = closed_loop_none(
-            Path(config.init), config.eval_episodes, config.eval_seed, config.num_threads
+            Path(config.init), config.eval_episodes, config.eval_seed, 2
         )
     metrics.update(_fit(run, run_dir, data, log))
     metrics["wall_seconds"] = time.monotonic() - wall_start
     metrics["history"] = run.history
     if config.eval_episodes > 0:
         metrics["eval_none"] = closed_loop_none(
-            run_dir / "best.pt", config.eval_episodes, config.eval_seed, config.num_threads
+            run_dir / "best.pt", config.eval_episodes, config.eval_seed, 2
         )
         log(f"closed loop, shift none: success {metrics['eval_none']['success_rate']:.2f}")
     _plot_curves(run.history, run_dir / "curves.png")

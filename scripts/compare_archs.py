@@ -42,7 +42,7 @@ class Sweep:
     eval_seed: int = 12345
     jobs: int = 1
     workers: int = 2
-    threads: int = 2
+    threads: int = 1
     device: str = "cpu"
     max_minutes: float | None = None
     docs: Path = Path("docs")
@@ -296,7 +296,7 @@ def parse(argv: list[str]) -> Sweep:
     p.add_argument("--eval-seed", type=int, default=12345, help="disjoint from data seeds")
     p.add_argument("--jobs", type=int, default=1, help="training runs in parallel")
     p.add_argument("--workers", type=int, default=2, help="eval processes")
-    p.add_argument("--threads", type=int, default=2, help="torch threads per training run")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per training run")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device")
     p.add_argument("--max-minutes", type=float, default=None, help="cap per training run")
     p.add_argument("--docs", type=Path, default=Path("docs"), help="where results.md goes")
