@@ -9,22 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import TINY
 from typer.testing import CliRunner
 
 from edgeliquid import bench, bench_rows
 from edgeliquid.cli import app
-from edgeliquid.model import NavPolicy, NavPolicyConfig, save_checkpoint
+from edgeliquid.model import NavPolicy, save_checkpoint
 
 runner = CliRunner()
-TINY = NavPolicyConfig(
-    input_height=24,
-    input_width=32,
-    conv_channels=(4, 6),
-    conv_kernels=(3, 3),
-    conv_strides=(2, 2),
-    feature_size=8,
-    ncp_units=10,
-)
 MEASURED = ("p50_us", "p90_us", "p99_us", "mean_us", "steps_per_s", "speedup_vs_torch")
 MEASURED += ("floor_ratio", "peak_rss_mib", "samples", "file_bytes", "cdf_us", "extra")
 

@@ -5,21 +5,12 @@ import os
 
 import pytest
 import torch
+from tiny import MICRO as TINY
 
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.model.baselines import build_policy
 from edgeliquid.model.checkpoint import load_checkpoint, save_checkpoint
-from edgeliquid.model.policy import ARCHS, NavPolicyConfig
-
-TINY = NavPolicyConfig(
-    input_height=16,
-    input_width=24,
-    conv_channels=(4, 4),
-    conv_kernels=(3, 3),
-    conv_strides=(2, 2),
-    feature_size=8,
-    ncp_units=10,
-)
+from edgeliquid.model.policy import ARCHS
 
 
 def _trained_looking(arch, seed=0):

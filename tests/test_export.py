@@ -7,26 +7,18 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from tiny import TINY
 from typer.testing import CliRunner
 
 from edgeliquid.cli import app
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.export import graph as export_graph
 from edgeliquid.export.graph import ExportOptions, export_checkpoint
-from edgeliquid.model import NavPolicy, NavPolicyConfig, save_checkpoint
+from edgeliquid.model import NavPolicy, save_checkpoint
 from edgeliquid.runtime.engine import OnnxPolicy
 from edgeliquid.runtime.metadata import ModelMetadata, weights_sha256
 
 runner = CliRunner()
-TINY = NavPolicyConfig(
-    input_height=24,
-    input_width=32,
-    conv_channels=(4, 6),
-    conv_kernels=(3, 3),
-    conv_strides=(2, 2),
-    feature_size=8,
-    ncp_units=10,
-)
 
 
 @pytest.fixture(scope="module")

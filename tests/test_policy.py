@@ -4,21 +4,13 @@ import dataclasses
 
 import pytest
 import torch
+from tiny import MICRO as TINY
 
 from edgeliquid.model.baselines import POLICIES, GRUPolicy, LSTMPolicy, build_policy
 from edgeliquid.model.flops import count_parameters, estimate_flops
 from edgeliquid.model.policy import ARCHS, NavPolicy, NavPolicyConfig
 
 # A tiny config keeps the step-loop tests to milliseconds.
-TINY = NavPolicyConfig(
-    input_height=16,
-    input_width=24,
-    conv_channels=(4, 4),
-    conv_kernels=(3, 3),
-    conv_strides=(2, 2),
-    feature_size=8,
-    ncp_units=10,
-)
 
 
 def _frames(batch, steps, config=TINY, seed=0):
