@@ -84,7 +84,7 @@ def train_command(
         str | None, typer.Option(help="cfc | lstm | gru | cnn.", show_default="cfc, or --init's")
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option(help="Passes over the data.", show_default="12")
+        int | None, typer.Option(help="Passes over the data.", show_default="14")
     ] = None,
     seed: Annotated[int, typer.Option(help="Weights, window order, augmentation.")] = 0,
     seq_len: Annotated[
@@ -94,10 +94,10 @@ def train_command(
         int | None, typer.Option(help="Steps between window starts.", show_default="16")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Windows per step.", show_default="16")
+        int | None, typer.Option(help="Windows per step.", show_default="32")
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Adam learning rate.", show_default="3e-3")
+        float | None, typer.Option(help="Adam learning rate.", show_default="4e-3")
     ] = None,
     init: Annotated[
         Path | None, typer.Option(help="Fine-tune from this checkpoint (its config wins).")

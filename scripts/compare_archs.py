@@ -37,7 +37,7 @@ class Sweep:
     out: Path
     archs: tuple[str, ...] = ARCHS
     seeds: int = 2
-    epochs: int = 8
+    epochs: int = 14
     episodes: int = 50
     eval_seed: int = 12345
     jobs: int = 1
@@ -291,7 +291,7 @@ def parse(argv: list[str]) -> Sweep:
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="run folders")
     p.add_argument("--archs", default=",".join(ARCHS), help="comma-separated subset")
     p.add_argument("--seeds", type=int, default=2, help="training seeds per arch (0..N-1)")
-    p.add_argument("--epochs", type=int, default=8, help="epochs per run (the shared budget)")
+    p.add_argument("--epochs", type=int, default=14, help="epochs per run (the shared budget)")
     p.add_argument("--episodes", type=int, default=50, help="eval episodes per shift")
     p.add_argument("--eval-seed", type=int, default=12345, help="disjoint from data seeds")
     p.add_argument("--jobs", type=int, default=1, help="training runs in parallel")

@@ -5,8 +5,9 @@
 Each step is the public CLI, run as a subprocess and echoed, so the card's commands are the
 ones a user would type:
 
-1. `edgeliquid collect`: expert flights with timing variation (--dt-jitter) and smooth action
-   noise (recoveries), no OOD shift; collect seed 1;
+1. `edgeliquid collect`: expert flights with timing variation (--dt-jitter), smooth action
+   noise (recoveries) and 2 s of hover after arrival (so stopping is in the data), no OOD
+   shift; collect seed 1;
 2. `edgeliquid train`: the CfC policy from scratch, wall time measured on this machine;
 3. `edgeliquid eval --shift all`: 100 episodes per shift on eval seed 12345 (disjoint scenes);
 4. copy best.pt to models/nav_cfc.pt and write the model card models/nav_cfc.json.
@@ -53,6 +54,8 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
             str(a.dt_jitter),
             "--action-noise",
             str(a.action_noise),
+            "--hover",
+            str(a.hover),
             "--workers",
             "2",
         ],
@@ -141,8 +144,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data-seed", type=int, default=1)
     p.add_argument("--dt-jitter", type=float, default=0.3)
     p.add_argument("--action-noise", type=float, default=0.2)
+    p.add_argument("--hover", type=float, default=2.0, help="s recorded after arrival")
     p.add_argument("--train-seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--eval-seed", type=int, default=12345)
     p.add_argument("--retrain", action="store_true", help="train and evaluate again")
