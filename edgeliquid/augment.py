@@ -31,10 +31,13 @@ class AugmentConfig:
     contrast: float = 0.4  # factor drawn in [1-c, 1+c] per sequence (paper: ±0.4)
     saturation: float = 0.4  # factor drawn in [1-s, 1+s] per sequence (paper: ±0.4)
     noise_std: float = 0.05  # Gaussian noise per pixel, in [0, 1] intensity units (paper: 0.05)
+    # Not in the paper: per-channel gains in [1-g, 1+g] per sequence (white balance, tinted
+    # light). 0 keeps the paper's recipe.
+    channel_gain: float = 0.0
     noise_bank: int = 256  # distinct noise frames drawn once; each frame picks one at random
 
     def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "saturation"):
+        for name in ("brightness", "contrast", "saturation", "channel_gain"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
@@ -47,9 +50,10 @@ class AugmentConfig:
 class Augmenter:
     """Seeded augmentation of uint8 frames [B, T, H, W, 3] → uint8 of the same shape.
 
-    Per sequence: brightness b scales intensities, contrast c pulls each frame toward its
-    mean grey m, saturation s pulls each pixel toward its grey g. Composed, that is
-    `x' = c·b·(s·x + (1-s)·g(x)) + (1-c)·b·m`, applied in one pass; then noise, clamp, round.
+    Per sequence: channel gains G tint the frame, brightness b scales intensities, contrast c
+    pulls each frame toward its mean grey m, saturation s pulls each pixel toward its grey g.
+    Composed, that is `x' = c·b·(s·Gx + (1-s)·g(Gx)) + (1-c)·b·m(Gx)`, applied in one pass;
+    then noise, clamp, round.
     """
 
     def __init__(self, config: AugmentConfig, seed: int, device: str | torch.device = "cpu"):
@@ -63,6 +67,11 @@ class Augmenter:
         """One factor per sequence, uniform in [1-strength, 1+strength], shaped [B,1,1,1,1]."""
         u = torch.rand(batch, generator=self.generator, device=self.device)
         return (1.0 + strength * (2.0 * u - 1.0)).view(batch, 1, 1, 1, 1)
+
+    def _gains(self, batch: int, strength: float) -> torch.Tensor:
+        """Per-sequence RGB gains in [1-strength, 1+strength], shaped [B,1,1,1,3]."""
+        u = torch.rand(batch, 3, generator=self.generator, device=self.device)
+        return (1.0 + strength * (2.0 * u - 1.0)).view(batch, 1, 1, 1, 3)
 
     def _noise(self, shape: torch.Size) -> torch.Tensor:
         """The noise bank for frames of `shape` [H, W, 3], in 0..255 units (drawn once)."""
@@ -89,10 +98,11 @@ class Augmenter:
         b = self._factors(batch, cfg.brightness)
         c = self._factors(batch, cfg.contrast)
         s = self._factors(batch, cfg.saturation)
-        grey = x @ self._luma  # [B,T,H,W]
+        gains = self._gains(batch, cfg.channel_gain)  # [B,1,1,1,3]
+        grey = torch.einsum("bthwc,bc->bthw", x, gains.view(batch, 3) * self._luma)
         mean_grey = grey.mean(dim=(2, 3), keepdim=True).unsqueeze(-1)
         pull = (c * b * (1.0 - s)) * grey.unsqueeze(-1) + (1.0 - c) * b * mean_grey + 0.5
-        x.mul_(c * b * s).add_(pull)  # +0.5: the uint8 cast below truncates, so this rounds
+        x.mul_(c * b * s * gains).add_(pull)  # +0.5: the uint8 cast below truncates, so this rounds
         if cfg.noise_std > 0:
             self._add_noise(x)
         return x.clamp_(0.0, 255.0).to(torch.uint8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -126,6 +127,16 @@ def test_augment_noise_has_the_configured_strength():
     assert not torch.equal(out[0, 0], out[0, 1])  # each frame its own noise
 
 
+def test_augment_channel_gain_tints_each_sequence_once():
+    frames = torch.full((2, 4, 6, 6, 3), 120, dtype=torch.uint8)
+    config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0, channel_gain=0.3)
+    out = Augmenter(config, seed=0)(frames)
+    first = out[0, 0, 0, 0]
+    assert len(set(first.tolist())) == 3  # R, G and B scaled differently
+    assert torch.equal(out[0], first.expand_as(out[0]))  # one tint for the whole sequence
+    assert not torch.equal(out[1, 0, 0, 0], first)
+
+
 def test_augment_config_rejects_bad_values():
     with pytest.raises(ValueError, match="brightness"):
         AugmentConfig(brightness=1.5)
@@ -238,6 +249,23 @@ def test_init_resumes_from_checkpoint_and_warns_on_arch(trained, dataset, tmp_pa
     assert result.metrics["initial_val_loss"] == pytest.approx(last_val, rel=1e-5)
     assert result.metrics["arch"] == "cfc"
     assert any(line.startswith("warning: --init checkpoint is arch 'cfc'") for line in lines)
+
+
+def test_fine_tune_reports_success_before_and_after(trained, dataset, tmp_path, monkeypatch):
+    import edgeliquid.train as training
+
+    calls = []
+
+    def fake_closed_loop(checkpoint, episodes, seed, workers=1):
+        calls.append((Path(checkpoint).name, episodes, seed))
+        return {"shift": "none", "success_rate": 0.5 if "last" in str(checkpoint) else 0.75}
+
+    monkeypatch.setattr(training, "closed_loop_none", fake_closed_loop)
+    config = _config(epochs=1, init=str(trained.last_path), eval_episodes=3, eval_seed=99)
+    metrics = training.train(dataset, tmp_path, config, log=lambda s: None).metrics
+    assert calls == [("last.pt", 3, 99), ("best.pt", 3, 99)]
+    assert metrics["init_eval_none"]["success_rate"] == 0.5
+    assert metrics["eval_none"]["success_rate"] == 0.75
 
 
 def test_max_minutes_stops_early(dataset, tmp_path):
