@@ -19,14 +19,12 @@ and the augmentation.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,14 @@ import torch
 from edgeliquid.augment import AugmentConfig, Augmenter
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.model import ARCHS
-from edgeliquid.windows import Batch, WindowSet, command_statistics, split_windows
+from edgeliquid.windows import (
+    Tensors,
+    WindowSet,
+    command_statistics,
+    prefetched,
+    split_windows,
+    to_tensors,
+)
 
 Log = Callable[[str], None]
 
@@ -117,17 +122,6 @@ class _Run:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def to_tensors(batch: Batch, device: str = "cpu", augmenter: Augmenter | None = None) -> Tensors:
-    """(frames uint8, commands, dt, mask) on `device`, frames augmented when asked."""
-    frames = torch.from_numpy(batch.frames)
-    frames = augmenter(frames) if augmenter is not None else frames.to(device)
-    rest = (torch.from_numpy(a).to(device) for a in (batch.commands, batch.dt, batch.mask))
-    return (frames, *rest)
-
-
 def masked_loss(model: torch.nn.Module, tensors: Tensors) -> torch.Tensor:
     """MSE between normalised predictions and normalised labels over the unpadded steps."""
     frames, commands, dt, mask = tensors
@@ -135,20 +129,6 @@ def masked_loss(model: torch.nn.Module, tensors: Tensors) -> torch.Tensor:
     error = model.normalize_commands(predicted) - model.normalize_commands(commands)
     weights = mask.to(error.dtype).unsqueeze(-1)
     return (error.square() * weights).sum() / (weights.sum() * error.shape[-1]).clamp_min(1.0)
-
-
-def _prefetched(run: _Run) -> Iterator[Tensors]:
-    """Training batches, each gathered and augmented on a second thread while the previous
-    one trains: the model's small recurrent ops run fastest on one intra-op thread, so the
-    machine's other core prepares data instead."""
-    batches = run.train_set.batches(run.config.batch_size, run.rng)
-    prepare = functools.partial(to_tensors, device=run.config.device, augmenter=run.augmenter)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(prepare, next(batches))
-        for batch in batches:
-            ready, pending = pending.result(), pool.submit(prepare, batch)
-            yield ready
-        yield pending.result()
 
 
 def _set_lr(run: _Run) -> float:
@@ -164,7 +144,8 @@ def _train_epoch(run: _Run) -> tuple[float, bool]:
     """One pass over shuffled training windows; returns (mean loss, stopped by the deadline)."""
     run.model.train()
     losses = []
-    for tensors in _prefetched(run):
+    batches = run.train_set.batches(run.config.batch_size, run.rng)
+    for tensors in prefetched(batches, run.config.device, run.augmenter):
         _set_lr(run)
         loss = masked_loss(run.model, tensors)
         run.optimizer.zero_grad(set_to_none=True)

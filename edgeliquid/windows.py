@@ -1,4 +1,4 @@
-"""Training windows cut from recorded episodes (numpy only, no torch).
+"""Training windows cut from recorded episodes, and the batches (tensors) made from them.
 
 Behaviour cloning trains on fixed-length windows of consecutive steps: the recurrent state
 starts at zero at each window's first step and is carried through the window (truncated
@@ -8,15 +8,20 @@ becomes one window padded at the end, with a mask that keeps the padding out of 
 
 The split between training and validation is by episode, never by window: overlapping windows
 of one flight on both sides would make the validation loss look better than it is.
+
+Windowing is numpy; only `to_tensors` and `prefetched` touch torch.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 
 class EpisodeLike(Protocol):
@@ -136,3 +141,32 @@ def split_windows(
         WindowSet(episodes, rows[~is_val], seq_len, nominal_dt),
         WindowSet(episodes, rows[is_val], seq_len, nominal_dt),
     )
+
+
+Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def to_tensors(batch: Batch, device: Any = "cpu", augmenter: Any = None) -> Tensors:
+    """(frames uint8, commands, dt, mask) on `device`; frames through `augmenter` if given."""
+    frames = torch.from_numpy(batch.frames)
+    frames = augmenter(frames) if augmenter is not None else frames.to(device)
+    rest = (torch.from_numpy(a).to(device) for a in (batch.commands, batch.dt, batch.mask))
+    return (frames, *rest)
+
+
+def prefetched(
+    batches: Iterator[Batch], device: Any = "cpu", augmenter: Any = None
+) -> Iterator[Tensors]:
+    """`to_tensors` of each batch, computed on a second thread while the caller trains on
+    the previous one: the model's small recurrent ops run fastest on one intra-op thread,
+    so the machine's other core prepares (gathers and augments) the next batch."""
+    prepare = functools.partial(to_tensors, device=device, augmenter=augmenter)
+    first = next(batches, None)
+    if first is None:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(prepare, first)
+        for batch in batches:
+            ready, pending = pending.result(), pool.submit(prepare, batch)
+            yield ready
+        yield pending.result()

@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from edgeliquid.augment import AugmentConfig, Augmenter
-from edgeliquid.windows import command_statistics, gather, make_windows, split_episodes
+from edgeliquid.windows import (
+    command_statistics,
+    gather,
+    make_windows,
+    prefetched,
+    split_episodes,
+)
 
 
 def _fake_episode(length: int, offset: float = 0.0) -> SimpleNamespace:
@@ -58,6 +64,18 @@ def test_gather_pads_with_mask_and_nominal_dt():
     np.testing.assert_array_equal(batch.commands[1], episodes[1].commands[:8])
     np.testing.assert_array_equal(batch.commands[2], episodes[1].commands[4:12])
     assert np.all(batch.dt[0, 5:] == np.float32(0.1))
+
+
+def test_prefetched_keeps_order_and_handles_no_batches():
+    episodes = [_fake_episode(9), _fake_episode(4)]
+    rows = make_windows([9, 4], seq_len=3, seq_shift=3)
+    batches = [gather(episodes, rows[i : i + 2], 3, 0.1) for i in range(0, len(rows), 2)]
+    out = list(prefetched(iter(batches)))
+    assert len(out) == len(batches)
+    for tensors, batch in zip(out, batches, strict=True):
+        np.testing.assert_array_equal(tensors[1].numpy(), batch.commands)
+        assert tensors[0].dtype == torch.uint8 and tensors[3].dtype == torch.bool
+    assert list(prefetched(iter([]))) == []
 
 
 def test_command_statistics_floor_constant_labels():
