@@ -1,4 +1,4 @@
-"""Per-sequence photometric augmentation, the drone paper's recipe, on uint8 frames.
+"""Per-sequence photometric augmentation, the drone paper's recipe (+ white balance), on uint8.
 
 Chahine et al. (Science Robotics 2023) trained with brightness, contrast and saturation
 jitter of ±0.4 drawn once per sequence, plus Gaussian pixel noise of 0.05. Drawing the colour
@@ -32,8 +32,9 @@ class AugmentConfig:
     saturation: float = 0.4  # factor drawn in [1-s, 1+s] per sequence (paper: ±0.4)
     noise_std: float = 0.05  # Gaussian noise per pixel, in [0, 1] intensity units (paper: 0.05)
     # Not in the paper: per-channel gains in [1-g, 1+g] per sequence (white balance, tinted
-    # light). 0 keeps the paper's recipe.
-    channel_gain: float = 0.0
+    # light); 0 gives the paper's recipe. 0.2 lifted mean success over the shifts from 0.74
+    # to 0.79 (autumn 0.32 -> 0.80), one training seed, 50 episodes per shift.
+    channel_gain: float = 0.2
     noise_bank: int = 256  # distinct noise frames drawn once; each frame picks one at random
 
     def __post_init__(self) -> None:

@@ -103,14 +103,14 @@ def test_augment_keeps_uint8_contract_and_is_seeded():
 
 def test_augment_off_is_identity():
     frames = _frames()
-    config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0)
+    config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0, channel_gain=0)
     assert torch.equal(Augmenter(config, seed=0)(frames), frames)
 
 
-def _reference(x: torch.Tensor, b: float, c: float, s: float) -> torch.Tensor:
-    """Brightness, contrast, saturation applied one after another, the textbook way."""
+def _reference(x: torch.Tensor, gains, b: float, c: float, s: float) -> torch.Tensor:
+    """Gains, brightness, contrast, saturation applied one after another, the textbook way."""
     luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
-    x = x.double() * b
+    x = x.double() * torch.tensor(gains, dtype=torch.float64) * b
     mean = (x @ luma).mean(dim=(-2, -1), keepdim=True).unsqueeze(-1)
     x = (x - mean) * c + mean
     grey = (x @ luma).unsqueeze(-1)
@@ -119,11 +119,12 @@ def _reference(x: torch.Tensor, b: float, c: float, s: float) -> torch.Tensor:
 
 def test_augment_folded_affine_equals_sequential_ops(monkeypatch):
     frames = _frames()[:1]
-    config = AugmentConfig(noise_std=0)
-    augmenter = Augmenter(config, seed=0)
+    augmenter = Augmenter(AugmentConfig(noise_std=0), seed=0)
     factors = iter([1.3, 0.7, 1.2])
+    gains = (0.9, 1.1, 1.05)
     monkeypatch.setattr(augmenter, "_factors", lambda batch, strength: next(factors))
-    expected = _reference(frames, 1.3, 0.7, 1.2)
+    monkeypatch.setattr(augmenter, "_gains", lambda batch, strength: torch.tensor(gains))
+    expected = _reference(frames, gains, 1.3, 0.7, 1.2)
     assert (augmenter(frames).double() - expected).abs().max() <= 1.0
 
 
@@ -138,7 +139,7 @@ def test_augment_colour_factors_are_per_sequence():
 
 def test_augment_noise_has_the_configured_strength():
     frames = torch.full((4, 8, 16, 16, 3), 128, dtype=torch.uint8)
-    config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0.05)
+    config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0.05, channel_gain=0)
     out = Augmenter(config, seed=0)(frames).double()
     assert out.mean().item() == pytest.approx(128, abs=1.0)
     assert (out - 128).std().item() == pytest.approx(0.05 * 255, rel=0.1)
