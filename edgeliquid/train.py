@@ -59,6 +59,7 @@ class TrainConfig:
     batch_size: int = 32  # windows per step: the recurrent loop's cost is per step, not per window
     lr: float = 4e-3  # Adam; a ~20k-parameter net tolerates a larger step than the paper's 4.8e-4
     lr_final: float = 0.05  # cosine decay to lr * lr_final by the last planned step
+    warmup_steps: int = 0  # linear lr warm-up over the first optimizer steps (0: none)
     weight_decay: float = 0.0  # no decay: the net is tiny and augmentation regularises
     grad_clip: float = 1.0  # global norm; recurrent nets spike on long windows
     val_fraction: float = 0.1  # share of episodes held out for validation
@@ -76,6 +77,8 @@ class TrainConfig:
         if self.arch is not None and self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         positive = ("epochs", "seq_len", "seq_shift", "batch_size", "num_threads")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -132,9 +135,11 @@ def masked_loss(model: torch.nn.Module, tensors: Tensors) -> torch.Tensor:
 
 
 def _set_lr(run: _Run) -> float:
-    """Cosine decay from lr to lr * lr_final over the planned steps."""
+    """Linear warm-up, then cosine decay from lr to lr * lr_final over the planned steps."""
+    cfg = run.config
     cosine = 0.5 * (1 + math.cos(math.pi * min(run.step / max(run.total_steps, 1), 1.0)))
-    lr = run.config.lr * (run.config.lr_final + (1 - run.config.lr_final) * cosine)
+    warmup = min(1.0, (run.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * cosine) * warmup
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     return lr
@@ -179,7 +184,7 @@ def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
 
     episodes = load_dataset(data_dir)
     manifest = read_manifest(data_dir)
-    keys = ("seed", "shift", "dt_jitter", "action_noise")
+    keys = ("seed", "shift", "dt_jitter", "action_noise", "hover_s")
     frames = int(sum(len(ep.commands) for ep in episodes))
     summary = {"dir": str(data_dir), "episodes": len(episodes), "frames": frames}
     return episodes, {**summary, **{k: manifest[k] for k in keys if k in manifest}}
@@ -388,15 +393,17 @@ def train(
     torch.set_num_threads(config.num_threads)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    before = {}
+    if config.init is not None and config.eval_episodes > 0:  # did fine-tuning forget?
+        before["init_eval_none"] = closed_loop_none(
+            Path(config.init), config.eval_episodes, config.eval_seed, 2
+        )
+    wall_start = time.monotonic()  # the training budget counts data loading too
     episodes, data = _load_episodes(Path(data_dir))
-    wall_start = time.monotonic()
     run = _build_run(config, episodes, log)
     metrics: dict[str, Any] = {"train_config": _plain(config), "data": data, **_describe(run, log)}
     metrics["initial_val_loss"] = evaluate_loss(run.model, run.val_set)
-    if config.init is not None and config.eval_episodes > 0:
-        metrics["init_eval_none"] = closed_loop_none(
-            Path(config.init), config.eval_episodes, config.eval_seed, 2
-        )
+    metrics.update(before)
     metrics.update(_fit(run, run_dir, data, log))
     metrics["wall_seconds"] = time.monotonic() - wall_start
     metrics["history"] = run.history

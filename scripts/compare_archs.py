@@ -207,6 +207,46 @@ def _training_table(table: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _seed_table(table: dict[str, Any]) -> list[str]:
+    """One row per training run: a run that did not learn shows here, not only as spread."""
+    lines = [
+        "| arch | training seed | best val loss | none | mean of shifts |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for arch, row in table.items():
+        runs = zip(
+            row["best_val_loss"],
+            row["success"]["none"]["per_seed"],
+            row["mean_over_shifts"]["per_seed"],
+            strict=True,
+        )
+        for seed, (loss, none, mean) in enumerate(runs):
+            lines.append(f"| {arch} | {seed} | {loss:.4f} | {none:.2f} | {mean:.2f} |")
+    return lines
+
+
+def _collect_command(sweep: Sweep, data: dict[str, Any]) -> str:
+    """The `edgeliquid collect` line that makes `--data` (read from its manifest if here)."""
+    from edgeliquid.data import read_manifest
+    from edgeliquid.errors import EdgeLiquidError
+
+    try:
+        manifest = read_manifest(sweep.data)
+    except EdgeLiquidError:
+        manifest = {}
+    value = {**data, **manifest}
+    parts = [f"edgeliquid collect --out {sweep.data} --episodes {data['episodes']}"]
+    for key, flag in (
+        ("seed", "seed"),
+        ("dt_jitter", "dt-jitter"),
+        ("action_noise", "action-noise"),
+        ("hover_s", "hover"),
+    ):
+        if key in value:
+            parts.append(f"--{flag} {value[key]}")
+    return " ".join(parts)
+
+
 def _cfc_losses(table: dict[str, Any]) -> list[str]:
     """Plain sentences for every shift where some baseline beats CfC on mean success."""
     if "cfc" not in table:
@@ -231,6 +271,7 @@ def _setup(sweep: Sweep, command: str) -> dict[str, Any]:
     keep = ("epochs", "seq_len", "seq_shift", "batch_size", "lr", "max_minutes", "device")
     return {
         "command": command,
+        "collect": _collect_command(sweep, first["data"]),
         "data": first["data"],
         "train": {k: config[k] for k in keep if k in config},
         "training_seeds": list(range(sweep.seeds)),
@@ -257,9 +298,8 @@ def write_docs(sweep: Sweep, setup: dict[str, Any], table: dict[str, Any]) -> No
         setup["command"],
         "```",
         "",
-        f"- Data: {data['episodes']} expert episodes ({data['frames']} frames), collect seed "
-        f"{data.get('seed')}, dt jitter {data.get('dt_jitter')}, action noise "
-        f"{data.get('action_noise')}, no OOD shifts.",
+        f"- Data: {data['episodes']} expert episodes ({data['frames']} frames) from "
+        f"`{setup['collect']}`: timing jitter and action noise, no OOD shifts.",
         f"- Training, identical for every arch: {json.dumps(train)}; training seeds "
         f"{setup['training_seeds']}; best checkpoint by validation loss.",
         f"- Evaluation: `evaluate` over every single shift, {setup['eval']['episodes_per_shift']} "
@@ -276,6 +316,10 @@ def write_docs(sweep: Sweep, setup: dict[str, Any], table: dict[str, Any]) -> No
         "## Where CfC does not win",
         "",
         *_cfc_losses(table),
+        "",
+        "## Per training run",
+        "",
+        *_seed_table(table),
         "",
         "## Training",
         "",

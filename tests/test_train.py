@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -293,6 +294,25 @@ def test_max_minutes_stops_early(dataset, tmp_path):
     result = train(dataset, tmp_path, _config(epochs=50, max_minutes=1e-6), log=lambda s: None)
     assert result.metrics["stopped_by_time"] and len(result.metrics["history"]) == 1
     assert result.best_path.is_file() and result.last_path.is_file()
+
+
+def test_lr_warms_up_then_decays():
+    from edgeliquid.train import _set_lr
+
+    group = {"lr": 0.0}
+    config = _config(lr=1e-2, lr_final=0.1, warmup_steps=4)
+    run = SimpleNamespace(
+        config=config, step=0, total_steps=20, optimizer=SimpleNamespace(param_groups=[group])
+    )
+    lrs = []
+    for step in range(21):
+        run.step = step
+        lrs.append(_set_lr(run))
+    cosine = [0.5 * (1 + math.cos(math.pi * k / 20)) for k in range(21)]
+    planned = [1e-2 * (0.1 + 0.9 * c) for c in cosine]
+    assert lrs[:4] == pytest.approx([planned[k] * (k + 1) / 4 for k in range(4)])
+    assert lrs[4:] == pytest.approx(planned[4:])
+    assert lrs[-1] == pytest.approx(1e-3) and group["lr"] == lrs[-1]
 
 
 def test_config_validation_names_the_value():
