@@ -378,9 +378,8 @@ def machine(config: TrainConfig) -> str:
         cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
     except (OSError, StopIteration):
         cpu = platform.processor() or "unknown CPU"
-    where = (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {config.num_threads} threads"
-    )
+    threads = config.num_threads
+    where = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} torch thread(s)"
     if config.device == "cuda":
         where += f", trained on {torch.cuda.get_device_name()}"
     return where

@@ -367,3 +367,64 @@ def test_cli_missing_or_empty_folder(tmp_path):
 def test_cli_bad_option_is_one_line(dataset, tmp_path):
     result = _cli(dataset, "--out", tmp_path, "--arch", "transformer")
     assert result.exit_code == 1 and "edgeliquid: error: arch must be one of" in result.output
+
+
+# -- compare_archs: aggregation and the results page ---------------------------------------
+
+
+def _compare_module():
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "compare_archs.py"
+    spec = importlib.util.spec_from_file_location("compare_archs", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_archs_table_and_where_cfc_loses(tmp_path):
+    compare = _compare_module()
+    sweep = compare.Sweep(
+        data=tmp_path / "nodata",
+        out=tmp_path / "runs",
+        archs=("cfc", "gru"),
+        seeds=2,
+        episodes=10,
+        docs=tmp_path / "docs",
+    )
+    success = {
+        ("cfc", 0): (1.0, 0.2),
+        ("cfc", 1): (0.8, 0.4),
+        ("gru", 0): (1.0, 0.6),
+        ("gru", 1): (1.0, 0.0),
+    }
+    for (arch, seed), (none, dusk) in success.items():
+        run = sweep.run_dir(arch, seed)
+        run.mkdir(parents=True)
+        metrics = {
+            "param_count": 100,
+            "flops_per_step": 2e6,
+            "wall_seconds": 60.0,
+            "best_val_loss": 0.1,
+            "train_config": {"epochs": 3},
+            "data": {"episodes": 5, "frames": 50, "seed": 1},
+            "machine": "test box",
+        }
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        rows = [
+            {"shift": s, "success_rate": r, "collision_rate": 0.0}
+            for s, r in (("none", none), ("dusk", dusk))
+        ]
+        (run / "eval.json").write_text(json.dumps({"results": rows}))
+    reports = compare.evaluate_all(sweep)  # all cached: nothing is flown
+    table = compare.aggregate(sweep, reports)
+    assert table["cfc"]["success"]["none"]["mean"] == pytest.approx(0.9)
+    assert table["cfc"]["success"]["none"]["spread"] == pytest.approx(np.std([1.0, 0.8], ddof=1))
+    assert table["gru"]["mean_over_shifts"]["per_seed"] == [0.6, 0.0]
+    compare.write_docs(sweep, compare._setup(sweep, "cmd --x"), table)
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert "| cfc | 100 | 0.90 ± 0.14 | 0.30 ± 0.14 | **0.30 ± 0.14** |" in page
+    assert "- `none`: CfC 0.90 < gru 1.00" in page and "`dusk`" not in page.split("Where")[1]
+    assert json.loads((tmp_path / "docs" / "results.json").read_text())["setup"]["command"]
