@@ -10,7 +10,8 @@ ones a user would type:
    shift; collect seed 1;
 2. `edgeliquid train`: the CfC policy from scratch, wall time measured on this machine;
 3. `edgeliquid eval --shift all`: 100 episodes per shift on eval seed 12345 (disjoint scenes);
-4. copy best.pt to models/nav_cfc.pt and write the model card models/nav_cfc.json.
+4. copy best.pt to models/nav_cfc.pt, export and verify models/nav_cfc.onnx, fly it 100
+   episodes on `none`, and write the model card models/nav_cfc.json.
 
 Steps whose output exists are skipped (collect resumes itself), so a killed run continues;
 `--retrain` starts training and evaluation over.
@@ -39,7 +40,7 @@ def run(command: list[str]) -> None:
 
 
 def commands(a: argparse.Namespace) -> dict[str, list[str]]:
-    """The three CLI commands of the recipe."""
+    """The CLI commands of the recipe."""
     return {
         "collect": [
             EDGELIQUID,
@@ -87,6 +88,28 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
             "--workers",
             "2",
         ],
+        "export": [
+            EDGELIQUID,
+            "export",
+            str(a.out / "nav_cfc.pt"),
+            "-o",
+            str(a.out / "nav_cfc.onnx"),
+        ],
+        "eval_onnx": [
+            EDGELIQUID,
+            "eval",
+            str(a.out / "nav_cfc.onnx"),
+            "--episodes",
+            str(a.eval_episodes),
+            "--seed",
+            str(a.eval_seed),
+            "--shift",
+            "none",
+            "--json",
+            str(a.run / "eval_onnx.json"),
+            "--workers",
+            "2",
+        ],
     }
 
 
@@ -130,8 +153,26 @@ def model_card(a: argparse.Namespace, cmds: dict[str, list[str]]) -> dict[str, A
             "targets": {"success_none": 0.90, "mean_success_single_shifts": 0.75},
             "results": rows,
         },
+        "onnx": onnx_card(a, cmds, pretty, none),
         "reproduce": ".venv/bin/python scripts/train_shipped.py",
         "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def onnx_card(a: argparse.Namespace, cmds: dict, pretty: dict, none_pt: float) -> dict[str, Any]:
+    """The exported step graph: file, hash, and its closed-loop success next to the .pt's."""
+    onnx_path = a.out / "nav_cfc.onnx"
+    report = json.loads((a.run / "eval_onnx.json").read_text())
+    none = report["results"][0]["success_rate"]
+    return {
+        "file": "models/nav_cfc.onnx",
+        "bytes": onnx_path.stat().st_size,
+        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        "export_command": pretty["export"],
+        "eval_command": pretty["eval_onnx"],
+        "success_none": none,
+        "success_none_checkpoint": none_pt,
+        "within_2_points": abs(none - none_pt) <= 0.02,
     }
 
 
@@ -165,6 +206,8 @@ def main(argv: list[str]) -> None:
         run(cmds["eval"])
     a.out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(a.run / "best.pt", a.out / "nav_cfc.pt")
+    run(cmds["export"])  # verified against torch; exits non-zero (and deletes) on a mismatch
+    run(cmds["eval_onnx"])
     card = model_card(a, cmds)
     (a.out / "nav_cfc.json").write_text(json.dumps(card, indent=1) + "\n")
     ev = card["eval"]
