@@ -12,9 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.export.graph import ExportOptions, export_checkpoint, save
+
+if TYPE_CHECKING:
+    from edgeliquid.export.quantize import QuantizeOptions
+    from edgeliquid.model.policy import PolicyBase
 
 Echo = Callable[[str], None]
 
@@ -26,7 +31,6 @@ class ExportResult:
     path: Path
     size: int
     checks: tuple = ()
-    int8_path: Path | None = None
 
 
 def _versions() -> str:
@@ -51,7 +55,7 @@ def _check_out(out: Path) -> None:
         raise EdgeLiquidError(f"output folder {out.parent} does not exist")
 
 
-def _start_line(policy, checkpoint: Path, options: ExportOptions, echo: Echo) -> None:
+def _start_line(policy: PolicyBase, checkpoint: Path, options: ExportOptions, echo: Echo) -> None:
     from edgeliquid.model.flops import count_parameters
 
     config = policy.config
@@ -65,7 +69,9 @@ def _start_line(policy, checkpoint: Path, options: ExportOptions, echo: Echo) ->
     echo(f"  {_versions()}, opset {options.opset}")
 
 
-def _verify_or_remove(policy, out: Path, options: ExportOptions, echo: Echo, steps: int):
+def _verify_or_remove(
+    policy: PolicyBase, out: Path, options: ExportOptions, echo: Echo, steps: int
+):
     from edgeliquid.export.verify import verify
 
     start = time.perf_counter()
@@ -130,7 +136,7 @@ def run_quantize(
     options: ExportOptions,
     force: bool = False,
     echo: Echo = print,
-    settings=None,
+    settings: QuantizeOptions | None = None,
 ) -> Path | None:
     """int8 copy of `fp32_path`, kept only if closed-loop success holds (or `force`)."""
     from edgeliquid.export.quantize import QuantizeOptions, closed_loop_success, quantize_int8

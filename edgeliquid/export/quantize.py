@@ -18,7 +18,7 @@ import onnx
 import torch
 
 from edgeliquid.export.graph import ExportOptions, save
-from edgeliquid.export.verify import _torch_rollout, sim_flight
+from edgeliquid.export.verify import sim_flight, torch_rollout
 from edgeliquid.model.policy import PolicyBase
 from edgeliquid.runtime.metadata import ModelMetadata, weights_sha256
 
@@ -44,7 +44,7 @@ class QuantizeOptions:
 def calibration_feeds(policy: PolicyBase, options: ExportOptions, steps: int) -> list[dict]:
     """Graph inputs from a real flight: frames with the states torch had at each step."""
     frames, dts = sim_flight(policy, steps, seed=4242)
-    _, states = _torch_rollout(policy, frames, dts, options.dt_mode == "fixed")
+    _, states = torch_rollout(policy, frames, dts, options.dt_mode == "fixed")
     feeds = []
     for frame, state, dt in zip(frames, states[:-1], dts, strict=True):
         feed = {"image": frame[None], "state": state[None].astype(np.float32)}

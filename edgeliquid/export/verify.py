@@ -59,7 +59,7 @@ def sim_flight(policy: PolicyBase, steps: int, seed: int) -> tuple[np.ndarray, n
     return np.stack(frames), np.asarray(dts, np.float32)
 
 
-def _torch_rollout(policy: PolicyBase, frames: np.ndarray, dts: np.ndarray, fixed: bool):
+def torch_rollout(policy: PolicyBase, frames: np.ndarray, dts: np.ndarray, fixed: bool):
     """Commands [N,4] and the state *before* each step [N+1,S], torch feeding its own state."""
     state = policy.initial_state(1)
     commands, states = [], [state[0].numpy()]
@@ -108,7 +108,7 @@ def verify(
     """Compare the ONNX graph with the torch policy over a `steps`-step simulator flight."""
     frames, dts = sim_flight(policy, steps, seed)
     fixed = options.dt_mode == "fixed"
-    ref_cmd, ref_states = _torch_rollout(policy, frames, dts, fixed)
+    ref_cmd, ref_states = torch_rollout(policy, frames, dts, fixed)
     session = ort.InferenceSession(
         model_bytes, session_options(), providers=["CPUExecutionProvider"]
     )
