@@ -197,7 +197,7 @@ def _summary(model: Path, policy: OnnxPolicy, config: DemoConfig, flights, video
     successes = sum(f.outcome == "success" for f in flights)
     return {
         "model": str(model),
-        "weights_sha256": policy.metadata.weights_sha256,
+        "model_sha256": policy.metadata.sha256,
         "shift": config.shift,
         "seed": config.seed,
         "episodes": len(flights),

@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeliquid.runtime.metadata import ModelMetadata, weights_sha256
+from edgeliquid.contract import COMMAND_LIMITS, COMMAND_NAMES, COMMAND_UNITS, HASH_KEY
+from edgeliquid.runtime.metadata import ModelMetadata, sign
 
 HEIGHT, WIDTH, STATE = 16, 20, 6
 NOMINAL_DT = 0.1
@@ -112,7 +113,7 @@ def build_model(
     gain: float = 1.0,
     nan_after: int | None = None,
     seed: int = 0,
-    limits: tuple[float, ...] = (3.0, 2.0, 1.0, 1.0),
+    limits: tuple[float, ...] = COMMAND_LIMITS,
     bad_hash: bool = False,
 ) -> bytes:
     """Serialized step graph with edgeliquid metadata (and a correct hash unless bad_hash)."""
@@ -137,18 +138,43 @@ def build_model(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
-    digest = "0" * 64 if bad_hash else weights_sha256(model.SerializeToString())
     meta = ModelMetadata(
         input_height=height,
         input_width=width,
         state_size=state,
         dt_mode=dt_mode,
         nominal_dt=NOMINAL_DT,
+        command_names=COMMAND_NAMES,
+        command_units=COMMAND_UNITS,
         command_limits=limits,
         arch="fixture",
-        weights_sha256=digest,
     )
-    helper.set_model_props(model, meta.to_props())
+    props = sign(model.SerializeToString(), meta.to_props())
+    if bad_hash:
+        props[HASH_KEY] = "0" * 64
+    helper.set_model_props(model, props)
+    return model.SerializeToString()
+
+
+def resign(data: bytes, edits: dict[str, str] | None = None, extra: tuple = ()) -> bytes:
+    """The model's bytes with metadata entries replaced by `edits`, signed again, so a check
+    that refuses them is the validation and not the hash. `extra`: (key, value) entries
+    appended after signing (e.g. a duplicated key)."""
+    model = onnx.load_from_string(data)
+    props = {p.key: p.value for p in model.metadata_props} | (edits or {})
+    del model.metadata_props[:]
+    helper.set_model_props(model, sign(model.SerializeToString(), props))
+    for key, value in extra:
+        model.metadata_props.add(key=key, value=value)
+    return model.SerializeToString()
+
+
+def edit_props(data: bytes, edits: dict[str, str]) -> bytes:
+    """The model's bytes with metadata entries replaced by `edits`, the old hash kept."""
+    model = onnx.load_from_string(data)
+    props = {p.key: p.value for p in model.metadata_props} | edits
+    del model.metadata_props[:]
+    helper.set_model_props(model, props)
     return model.SerializeToString()
 
 

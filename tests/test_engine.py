@@ -9,8 +9,7 @@ import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from onnx import helper
-from onnx_fixtures import HEIGHT, STATE, WIDTH, build_model, reference_step, write_model
+from onnx_fixtures import HEIGHT, STATE, WIDTH, build_model, reference_step, resign, write_model
 
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.engine import OnnxPolicy, provider_chain
@@ -134,7 +133,7 @@ def test_truncated_model_is_rejected(tmp_path):
 
 
 def test_weights_not_matching_hash_are_rejected(tmp_path):
-    with pytest.raises(EdgeLiquidError, match="weights do not match their sha256"):
+    with pytest.raises(EdgeLiquidError, match="metadata or weights do not match their sha256"):
         OnnxPolicy(write_model(tmp_path / "bad.onnx", bad_hash=True))
 
 
@@ -150,12 +149,8 @@ def test_sidecar_sha256_is_checked(tmp_path):
 
 
 def test_metadata_must_describe_the_graph(tmp_path):
-    model = onnx.load_from_string(build_model())
-    props = {p.key: p.value for p in model.metadata_props} | {"input_height": "32"}
-    del model.metadata_props[:]
-    helper.set_model_props(model, props)
     path = tmp_path / "lying.onnx"
-    path.write_bytes(model.SerializeToString())
+    path.write_bytes(resign(build_model(), {"input_height": "32"}))
     with pytest.raises(EdgeLiquidError, match="metadata says uint8"):
         OnnxPolicy(path)
 
@@ -165,7 +160,7 @@ def test_model_without_metadata_is_rejected(tmp_path):
     del model.metadata_props[:]
     path = tmp_path / "bare.onnx"
     path.write_bytes(model.SerializeToString())
-    with pytest.raises(EdgeLiquidError, match="lacks"):
+    with pytest.raises(EdgeLiquidError, match="no edgeliquid metadata"):
         OnnxPolicy(path)
 
 

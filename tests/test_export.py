@@ -11,12 +11,13 @@ from tiny import TINY
 from typer.testing import CliRunner
 
 from edgeliquid.cli import app
+from edgeliquid.contract import COMMAND_LIMITS
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.export import graph as export_graph
 from edgeliquid.export.graph import ExportOptions, export_checkpoint
 from edgeliquid.model import NavPolicy, save_checkpoint
 from edgeliquid.runtime.engine import OnnxPolicy
-from edgeliquid.runtime.metadata import ModelMetadata, weights_sha256
+from edgeliquid.runtime.metadata import ModelMetadata, metadata_props, model_sha256
 
 runner = CliRunner()
 
@@ -115,11 +116,13 @@ def test_masks_are_folded_into_weights(policy, graphs):
 
 def test_metadata_round_trip(policy, graphs, tmp_path):
     model = graphs["step"][0]
-    meta = ModelMetadata.from_props({p.key: p.value for p in model.metadata_props})
+    props = metadata_props(model.SerializeToString())
+    meta = ModelMetadata.from_props(props)
     assert (meta.input_height, meta.input_width) == (24, 32)
     assert (meta.state_size, meta.dt_mode, meta.graph, meta.arch) == (10, "input", "step", "cfc")
     assert meta.param_count == sum(p.numel() for p in policy.parameters())
-    assert meta.weights_sha256 == weights_sha256(model.SerializeToString())
+    assert meta.sha256 == model_sha256(model.SerializeToString(), props)
+    assert meta.command_limits == COMMAND_LIMITS
     path = tmp_path / "m.onnx"
     export_graph.save(model, path)
     engine = OnnxPolicy(path)  # the runtime accepts it from the file alone

@@ -74,7 +74,7 @@ def test_run_delivers_commands_over_udp_from_the_sim(model):
     ("make", "message"),
     [
         (lambda p: p.write_bytes(os.urandom(3000)), "not a valid ONNX|cannot load"),
-        (lambda p: write_model(p, bad_hash=True), "weights do not match their sha256"),
+        (lambda p: write_model(p, bad_hash=True), "metadata or weights do not match their sha256"),
     ],
 )
 def test_bad_model_exits_nonzero_with_one_line_and_only_a_hold(tmp_path, make, message):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from edgeliquid.runtime.metadata import ModelMetadata
+from edgeliquid import contract
 from edgeliquid.sim import COMMAND_LIMITS, ENV_ID, NavEnv, NavEnvConfig
 from edgeliquid.sim.env import episode_seed
 from edgeliquid.sim.expert import Expert, ExpertConfig
@@ -61,11 +61,8 @@ def test_runs_without_gymnasium_with_the_same_frames(tmp_path):
     assert np.array_equal(np.load(tmp_path / "f.npy"), np.stack(frames))
 
 
-def test_command_limits_match_the_onnx_metadata_default():
-    meta = ModelMetadata(
-        input_height=1, input_width=1, state_size=1, dt_mode="input", nominal_dt=0.1
-    )
-    assert meta.command_limits == COMMAND_LIMITS
+def test_command_limits_are_the_contract():
+    assert COMMAND_LIMITS is contract.COMMAND_LIMITS  # one home: what the exporter writes
 
 
 def test_same_seed_same_episode_other_seed_other_scene():

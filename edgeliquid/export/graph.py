@@ -32,11 +32,12 @@ import torch
 from torch import nn
 
 from edgeliquid import __version__
+from edgeliquid.contract import COMMAND_LIMITS, COMMAND_NAMES, COMMAND_UNITS, ModelMetadata
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.model.cfc import CfCCell, as_timespan
 from edgeliquid.model.flops import count_parameters
 from edgeliquid.model.policy import PolicyBase
-from edgeliquid.runtime.metadata import ModelMetadata, weights_sha256
+from edgeliquid.runtime.metadata import sign
 
 GRAPHS = ("step", "unrolled")
 DT_MODES = ("input", "fixed")
@@ -240,7 +241,7 @@ def strip_debug(model: onnx.ModelProto) -> onnx.ModelProto:
 def describe(
     model: onnx.ModelProto, policy: PolicyBase, options: ExportOptions, ckpt: dict
 ) -> ModelMetadata:
-    """The metadata the runtime reads, with the hash of the graph's weights."""
+    """The metadata the runtime reads; the command contract is written from `contract.py`."""
     config = policy.config
     data = ckpt.get("data") or {}
     return ModelMetadata(
@@ -249,6 +250,9 @@ def describe(
         state_size=policy.state_size,
         dt_mode=options.dt_mode,
         nominal_dt=config.nominal_dt,
+        command_names=COMMAND_NAMES,
+        command_units=COMMAND_UNITS,
+        command_limits=COMMAND_LIMITS,  # the simulator's clamps: the envelope it was trained in
         graph=options.graph,
         steps=options.steps if options.graph == "unrolled" else 1,
         normalization=(
@@ -259,14 +263,13 @@ def describe(
         param_count=count_parameters(policy),
         training_data=str(data.get("summary", data)) if data else "unknown",
         edgeliquid_version=__version__,
-        weights_sha256=weights_sha256(model.SerializeToString()),
     )
 
 
 def finish(model: onnx.ModelProto, meta: ModelMetadata) -> onnx.ModelProto:
-    """Attach metadata and check the model (full shape inference)."""
+    """Attach the metadata, signed (`sha256` over weights and metadata), and check the model."""
     del model.metadata_props[:]
-    onnx.helper.set_model_props(model, meta.to_props())
+    onnx.helper.set_model_props(model, sign(model.SerializeToString(), meta.to_props()))
     onnx.checker.check_model(model, full_check=True)
     return model
 

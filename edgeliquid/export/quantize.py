@@ -20,7 +20,7 @@ import torch
 from edgeliquid.export.graph import ExportOptions, save
 from edgeliquid.export.verify import sim_flight, torch_rollout
 from edgeliquid.model.policy import PolicyBase
-from edgeliquid.runtime.metadata import ModelMetadata, weights_sha256
+from edgeliquid.runtime.metadata import ModelMetadata, sign
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,9 @@ def quantize_int8(
     del model.metadata_props[:]
     props = {
         **meta.to_props(),
-        "weights_sha256": weights_sha256(model.SerializeToString()),
         "quantization": "int8 static QDQ S8S8 (conv head), CfC core fp32",
     }
-    onnx.helper.set_model_props(model, props)
+    onnx.helper.set_model_props(model, sign(model.SerializeToString(), props))
     onnx.checker.check_model(model, full_check=True)
     return save(model, out)
 

@@ -23,10 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgeliquid.contract import COMMAND_NAMES
 from edgeliquid.model.cfc import MODES, WiredCfCCell
 
 ARCHS = ("cfc", "lstm", "gru", "cnn")
-COMMAND_SIZE = 4  # forward, right, down, yaw_rate (design contract)
+COMMAND_SIZE = len(COMMAND_NAMES)  # forward, right, down, yaw_rate
 Dt = float | torch.Tensor | None
 
 

@@ -4,9 +4,12 @@
 recurrent state, feeds it back as the graph's `state` input, and returns the raw 4-value command
 (forward, right, down m/s; yaw_rate rad/s). Clamping and every fail-safe live in the daemon.
 
-Before anything flies the engine checks the file: it must parse, carry edgeliquid metadata, and
-its weights must hash to the metadata's `weights_sha256` (and, when a `<file>.sha256` sits beside
-it in `sha256sum` format, the whole file must match that too).
+Before anything flies the engine checks the file, and ONNX Runtime opens it only after the
+checks that need no session: when a `<file>.sha256` sits beside it (`sha256sum` format) the whole
+file must match it; the file's `sha256` entry must cover its weights and every other metadata
+entry (no key twice); no tensor may keep its data in another file; every metadata field must be
+in range (`edgeliquid/contract.py`). Then the graph must be the step graph the metadata
+describes: input and state sizes, dt input, a 4-value command.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeliquid.errors import EdgeLiquidError
-from edgeliquid.runtime.metadata import ModelMetadata, weights_sha256
+from edgeliquid.runtime.metadata import ModelMetadata, verified_metadata
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
 }
 DEFAULT_TRT_CACHE = Path.home() / ".cache" / "edgeliquid" / "trt"
+_MAX_MODEL_BYTES = 2**31  # protobuf's limit: a bigger file needs external data, refused anyway
 
 
 def session_options() -> ort.SessionOptions:
@@ -74,14 +78,28 @@ def _read_verified(path: Path) -> bytes:
     """The model's bytes, after the optional `<file>.sha256` sidecar check."""
     if not path.is_file():
         raise EdgeLiquidError(f"model file not found: {path}")
+    if path.stat().st_size > _MAX_MODEL_BYTES:
+        raise EdgeLiquidError(f"{path.name} is over 2 GiB: not a self-contained ONNX model")
     data = path.read_bytes()
     sidecar = path.with_name(path.name + ".sha256")
-    if sidecar.is_file():
-        fields = sidecar.read_text().split()
-        expected = fields[0].lower() if fields else ""
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise EdgeLiquidError(f"{path.name} does not match {sidecar.name}: file changed?")
+    if sidecar.is_file() and hashlib.sha256(data).hexdigest() != _sidecar_digest(sidecar):
+        raise EdgeLiquidError(f"{path.name} does not match {sidecar.name}: file changed?")
     return data
+
+
+def _sidecar_digest(sidecar: Path) -> str:
+    """The hex digest a `sha256sum`-format sidecar names (ASCII, first field)."""
+    with sidecar.open("rb") as f:
+        raw = f.read(4097)
+    try:
+        fields = raw.decode("ascii").split() if len(raw) <= 4096 else []
+    except UnicodeDecodeError:
+        fields = []
+    if not fields:
+        raise EdgeLiquidError(
+            f"{sidecar.name} is not a sha256sum line (`<64 hex digits>  <file name>`)"
+        )
+    return fields[0].lower()
 
 
 def _open_session(data: bytes, path: Path, providers: list) -> ort.InferenceSession:
@@ -98,17 +116,26 @@ def _check_signature(session: ort.InferenceSession, meta: ModelMetadata, name: s
         raise EdgeLiquidError(f"{name} is a {meta.graph!r} graph; `run` flies step graphs only")
     inputs = {i.name: i for i in session.get_inputs()}
     want = {"image", "state"} | ({"dt"} if meta.dt_mode == "input" else set())
-    outputs = {o.name for o in session.get_outputs()}
-    if set(inputs) != want or not {"command", "state_out"} <= outputs:
+    outputs = {o.name: o for o in session.get_outputs()}
+    if set(inputs) != want or not {"command", "state_out"} <= set(outputs):
         raise EdgeLiquidError(
             f"{name} has inputs {sorted(inputs)} and outputs {sorted(outputs)}; expected "
             f"inputs {sorted(want)} and outputs ['command', 'state_out']"
         )
-    image = inputs["image"]
-    expected = [1, meta.input_height, meta.input_width, 3]
-    if image.type != "tensor(uint8)" or list(image.shape) != expected:
+    image = [1, meta.input_height, meta.input_width, 3]
+    _check_tensor(name, "image input", inputs["image"], "uint8", image, "input_height/width")
+    state = [1, meta.state_size]
+    _check_tensor(name, "state input", inputs["state"], "float", state, "state_size")
+    _check_tensor(name, "state_out output", outputs["state_out"], "float", state, "state_size")
+    _check_tensor(name, "command output", outputs["command"], "float", [1, 4], "4 commands")
+    if "dt" in inputs:
+        _check_tensor(name, "dt input", inputs["dt"], "float", [1, 1], "one dt")
+
+
+def _check_tensor(name: str, what: str, arg, dtype: str, shape: list, source: str) -> None:
+    if arg.type != f"tensor({dtype})" or list(arg.shape) != shape:
         raise EdgeLiquidError(
-            f"{name}: image input is {image.type} {image.shape}, metadata says uint8 {expected}"
+            f"{name}: {what} is {arg.type} {arg.shape}, metadata says {dtype} {shape} ({source})"
         )
 
 
@@ -120,14 +147,8 @@ class OnnxPolicy:
     ) -> None:
         self.path = Path(path)
         data = _read_verified(self.path)
-        expected_hash = weights_sha256(data)  # also rejects bytes that are not a protobuf
+        self.metadata = verified_metadata(data, self.path.name)  # before ORT sees the bytes
         self.session = _open_session(data, self.path, provider_chain(provider, trt_cache))
-        props = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.metadata = ModelMetadata.from_props(props)
-        if not self.metadata.weights_sha256:
-            raise EdgeLiquidError(f"{self.path.name} carries no weights_sha256; re-export it")
-        if self.metadata.weights_sha256 != expected_hash:
-            raise EdgeLiquidError(f"{self.path.name}: weights do not match their sha256")
         _check_signature(self.session, self.metadata, self.path.name)
         self.provider = self.session.get_providers()[0]
         if self.provider != PROVIDERS[provider]:

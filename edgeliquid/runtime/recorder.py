@@ -48,7 +48,7 @@ class FlightRecorder:
         self.meta = {
             "source": "flight",
             "model": Path(getattr(policy, "path", "model")).name,
-            "weights_sha256": meta.weights_sha256,
+            "model_sha256": meta.sha256,
             "nominal_dt": meta.nominal_dt,
             "commands": "raw policy output before clamping",
             "states": "policy recurrent state before each step",

@@ -20,8 +20,8 @@ from typing import TextIO
 
 import numpy as np
 
+from edgeliquid.contract import COMMAND_NAMES
 from edgeliquid.errors import EdgeLiquidError
-from edgeliquid.runtime.metadata import COMMAND_NAMES
 
 STATUSES = ("ok", "hold", "degraded")
 CSV_FIELDS = ("seq", "t", *COMMAND_NAMES, "status", "reason", "latency_ms")

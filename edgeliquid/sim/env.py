@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edgeliquid.contract import COMMAND_LIMITS  # |forward|, |right|, |down| m/s, |yaw_rate| rad/s
 from edgeliquid.sim.look import build_look
 from edgeliquid.sim.render import Renderer
 from edgeliquid.sim.scene import DRONE_RADIUS, TARGET_RADIUS, SceneConfig, generate_scene
@@ -31,7 +32,6 @@ except ImportError:
     gym = None
 
 STATE_FIELDS = ("x", "y", "z", "yaw", "vx", "vy", "vz", "yaw_rate")
-COMMAND_LIMITS = (3.0, 2.0, 1.0, 1.0)  # |forward|, |right|, |down| m/s, |yaw_rate| rad/s
 OUTCOMES = ("success", "collision", "out_of_bounds", "timeout")
 SUBSTEP = 0.025  # s: integration and collision-check step inside one control period
 CEILING = 15.0  # m of altitude: above it the episode ends out of bounds
