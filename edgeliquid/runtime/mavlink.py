@@ -8,7 +8,9 @@ PX4 offboard mode needs (≥2 Hz) never stops while the daemon runs; a heartbeat
 as an onboard controller. pymavlink is imported here only, when a mavlink sink is opened.
 
 CONN is any pymavlink connection string: `udpout:127.0.0.1:14540`, `tcp:HOST:PORT`,
-`/dev/ttyTHS1,921600` (serial device, then baud after a comma).
+`/dev/ttyTHS1,921600` (serial device, then baud after a comma; needs pyserial, which the
+`mavlink` extra installs). A missing module or a device that cannot be opened is one
+EdgeLiquidError line.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from edgeliquid.runtime.sinks import CommandMessage, Sink
 
 BODY_NED = 8
 COMPANION_COMPONENT = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
+INSTALL_EXTRA = "pip install 'edgeliquid[mavlink]'"
 
 
 def _mavlink_modules():
@@ -28,9 +31,7 @@ def _mavlink_modules():
         from pymavlink import mavutil
         from pymavlink.dialects.v20 import common
     except ImportError:
-        raise EdgeLiquidError(
-            "the mavlink sink needs pymavlink: pip install 'edgeliquid[mavlink]'"
-        ) from None
+        raise EdgeLiquidError(f"the mavlink sink needs pymavlink: {INSTALL_EXTRA}") from None
     return mavutil, common
 
 
@@ -86,7 +87,12 @@ class MavlinkSink(Sink):
                 source_system=self.system,
                 source_component=self.component,
             )
-        except (OSError, ValueError) as e:
+        except ImportError as e:  # pymavlink imports pyserial only for a serial device
+            raise EdgeLiquidError(
+                f"MAVLink connection {self.conn!r} needs the {e.name or 'serial'} module: "
+                f"{INSTALL_EXTRA}"
+            ) from None
+        except (OSError, ValueError) as e:  # pyserial's SerialException is an OSError
             raise EdgeLiquidError(f"cannot open MAVLink connection {self.conn!r}: {e}") from None
         self._started = self.clock()
         self._heartbeat(self._started)
