@@ -15,6 +15,7 @@ EdgeLiquidError line.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -33,6 +34,25 @@ def _mavlink_modules():
     except ImportError:
         raise EdgeLiquidError(f"the mavlink sink needs pymavlink: {INSTALL_EXTRA}") from None
     return mavutil, common
+
+
+NETWORK_SCHEMES = ("udp", "udpin", "udpout", "udpbcast", "tcp", "tcpin")
+
+
+def check_address(device: str) -> None:
+    """A network connection's HOST:PORT must resolve: pymavlink's UDP link would otherwise
+    drop every setpoint silently (it swallows the send errors)."""
+    scheme, sep, rest = device.partition(":")
+    if not sep or scheme not in NETWORK_SCHEMES:
+        return  # a serial device or a file
+    host, _, port = rest.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise EdgeLiquidError(f"bad MAVLink connection {device!r}: expected {scheme}:HOST:PORT")
+    try:
+        socket.getaddrinfo(host or "0.0.0.0", int(port))
+    except (socket.gaierror, UnicodeError) as e:
+        why = getattr(e, "strerror", None) or str(e)
+        raise EdgeLiquidError(f"cannot resolve MAVLink connection {device!r}: {why}") from None
 
 
 def velocity_yaw_rate_mask() -> int:
@@ -80,6 +100,7 @@ class MavlinkSink(Sink):
     def open(self) -> None:
         mavutil, _ = _mavlink_modules()
         device, _, baud = self.conn.partition(",")
+        check_address(device)
         try:
             self._link = mavutil.mavlink_connection(
                 device,

@@ -55,13 +55,24 @@ def catch_early() -> None:
 
 @contextmanager
 def on_signals() -> Iterator[StopRequest]:
-    """A StopRequest set by SIGTERM/SIGINT/SIGHUP while inside; the old handlers after."""
+    """A StopRequest set by SIGTERM/SIGINT/SIGHUP while inside.
+
+    The old handlers come back afterwards, except after `catch_early()`: that process is
+    the run, so once the run is over (everything closed) the stop signals are ignored; at
+    interpreter exit Python would put back the default actions, and a late second Ctrl-C
+    would then kill the finished run with status -2.
+    """
     global _early
     if _early is not None:
-        (request, previous), _early = _early, None
-    else:
-        request = StopRequest()
-        previous = _install(request)
+        (request, _), _early = _early, None
+        try:
+            yield request
+        finally:
+            for sig in SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+        return
+    request = StopRequest()
+    previous = _install(request)
     try:
         yield request
     finally:

@@ -152,3 +152,19 @@ def test_sigterm_while_the_source_open_blocks_sends_a_hold_at_once(model, silent
     assert took < 3, f"exit took {took:.1f} s after SIGTERM"
     assert is_hold(msgs[-1]) and msgs[-1]["reason"] == "shutdown"
     assert msgs[-1]["t"] - signalled < 0.1
+
+
+def test_repeated_ctrl_c_during_shutdown_is_no_traceback_and_one_final_hold(model):
+    sock, port = listener()
+    with sock:
+        proc = edgeliquid("run", model, "--sink", f"udp://127.0.0.1:{port}", "--rate", 20)
+        sock.settimeout(30)
+        first = json.loads(sock.recv(4096))
+        for _ in range(5):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.005)
+        _, err = proc.communicate(timeout=30)
+        msgs = [first, *drain(sock)]
+    assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()
+    assert [m["reason"] for m in msgs].count("shutdown") == 1 and is_hold(msgs[-1])
