@@ -220,8 +220,7 @@ def run_command(
 ) -> None:
     """Fly an exported policy: frames in, velocity + yaw-rate commands out, fail-safe to hold.
 
-    SIGTERM, SIGINT and SIGHUP all stop the run: once the sink is open it sends one final
-    hold at once and exits 0; a stop earlier than that exits 0 with nothing sent.
+    SIGTERM, SIGINT, SIGHUP stop the run, exit 0: with a final hold once the sink is open.
     """
     from edgeliquid.runtime import stopping
 
