@@ -257,8 +257,8 @@ def test_sd_notify_ready_watchdog_stopping(models, tmp_path):
     clock = FastClock()
     source = ScriptedSource(clock)
     with source, server:
-        daemon = Daemon(OnnxPolicy(models["plain"]), source, NullSink(), None, clock, notifier)
-        daemon.config.max_steps = 5
+        config = DaemonConfig(max_steps=5)  # frozen: set at construction
+        daemon = Daemon(OnnxPolicy(models["plain"]), source, NullSink(), config, clock, notifier)
         daemon.run()
         received = []
         server.setblocking(False)

@@ -11,7 +11,8 @@ and never repeats a stale command. The fail-safe ladder, checked each tick:
   non-finite command or state                     → hold ("nonfinite") and reset the state
   holding longer than reset_after_s               → reset the recurrent state (logged)
   sink raises                                     → logged (rate-limited); the loop keeps going
-  stop() (SIGTERM/SIGINT), --duration, max_steps  → one final hold ("shutdown"), flush, return
+  stop() (SIGTERM/SIGINT/SIGHUP), --duration,     → one final hold ("shutdown") at once (the
+  max_steps                                          pacing wait wakes on stop), flush, return
 
 A policy command is `ok`, or `degraded` when it had to be clamped to the metadata's limits or
 the measured dt fell outside `dt_range_s`. Ticks without a new frame (a 10 Hz camera under a
@@ -25,6 +26,7 @@ between frames is fed to dt-input graphs.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -42,9 +44,22 @@ log = logging.getLogger(__name__)
 HOLD = np.zeros(4, np.float32)
 
 
-@dataclass
+RATE_RANGE_HZ = (1.0, 100.0)  # what autopilots take as a setpoint stream (see DaemonConfig)
+MAX_FRAME_AGE_CAP_S = 1.0  # never fly on a frame older than this, whatever the rate
+PX4_MIN_RATE_HZ = 2.0  # PX4 leaves offboard mode when setpoints come slower
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
-    """How the loop runs and when it falls back to hold."""
+    """How the loop runs and when it falls back to hold.
+
+    The rate lies in [1, 100] Hz: below 1 Hz no autopilot keeps a velocity setpoint stream
+    alive (PX4 offboard wants > 2 Hz, ArduPilot guided velocity times out after 3 s), and above
+    100 Hz the camera (≤ 60 fps) gives nothing new while a 57600-baud MAVLink link is full.
+    A frame may be at most min(1 s, max(0.25 s, 3 periods)) old: longer, and a frozen camera's
+    last command would keep going out as `ok` (0.25 s is the floor so that a 10 Hz camera
+    still flies under a fast loop).
+    """
 
     rate_hz: float = 10.0  # setpoint rate; PX4 offboard needs ≥ 2 Hz
     max_frame_age_s: float = 0.25  # an older frame is stale → hold
@@ -57,20 +72,38 @@ class DaemonConfig:
     stats_every_s: float = 5.0  # stats line period on stderr
 
     def __post_init__(self) -> None:
-        if not 0 < self.rate_hz <= 1000:
-            raise ValueError(f"rate_hz must be in (0, 1000] Hz, got {self.rate_hz}")
-        if not self.max_frame_age_s > 0:
-            raise ValueError(f"max_frame_age_s must be > 0 s, got {self.max_frame_age_s}")
+        low_rate, high_rate = RATE_RANGE_HZ
+        if not low_rate <= self.rate_hz <= high_rate:  # False for NaN too
+            raise ValueError(
+                f"rate_hz must be in [{low_rate:g}, {high_rate:g}] Hz, got {self.rate_hz}"
+            )
+        if not 0 < self.max_frame_age_s <= self.max_frame_age_limit:
+            raise ValueError(
+                f"max_frame_age_s must be in (0, {self.max_frame_age_limit:g}] s at "
+                f"{self.rate_hz:g} Hz, got {self.max_frame_age_s}"
+            )
         if self.step_budget_s is not None and not 0 < self.step_budget_s <= self.period:
             raise ValueError(
                 f"step_budget_s must be in (0, {self.period}] s (one period), "
                 f"got {self.step_budget_s}"
             )
-        if self.duration_s is not None and self.duration_s < 0:
-            raise ValueError(f"duration_s must be ≥ 0 s or None, got {self.duration_s}")
+        if self.duration_s is not None and not 0 < self.duration_s < math.inf:
+            raise ValueError(f"duration_s must be a finite number > 0 s, got {self.duration_s}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be ≥ 1 or None, got {self.max_steps}")
+        if self.overrun_log_after < 1:
+            raise ValueError(f"overrun_log_after must be ≥ 1, got {self.overrun_log_after}")
+        for name in ("reset_after_s", "stats_every_s"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0 s, got {getattr(self, name)}")
         low, high = self.dt_range_s
-        if not 0 < low < high:
+        if not 0 < low < high < math.inf:
             raise ValueError(f"dt_range_s must be (low, high) with 0 < low < high, got {low, high}")
+
+    @property
+    def max_frame_age_limit(self) -> float:
+        """The largest max_frame_age_s allowed at this rate (see the class docstring)."""
+        return min(MAX_FRAME_AGE_CAP_S, max(0.25, 3 * self.period))
 
     @property
     def period(self) -> float:
@@ -126,6 +159,7 @@ class Daemon:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         recorder=None,
+        stop: threading.Event | None = None,  # set by a signal handler: see runtime.stopping
     ) -> None:
         self.policy, self.source, self.sink = policy, source, sink
         self.config = config or DaemonConfig()
@@ -135,7 +169,7 @@ class Daemon:
         self.stats = RunStats()
         self.limits = np.asarray(policy.limits, np.float32)
         self.nominal_dt = float(policy.metadata.nominal_dt)
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._worker = StepWorker()
         self._pending: Job | None = None
         self._reset_pending = False
@@ -190,7 +224,7 @@ class Daemon:
             self.stats.misses += 1
             if now > deadline + self.config.period:
                 return now  # re-anchor instead of bursting to catch up
-        self.clock.sleep_until(deadline)
+        self.clock.sleep_until(deadline, self._stop)  # a stop wakes it: the final hold goes now
         return deadline
 
     def _maybe_stats(self, next_stats: float) -> float:

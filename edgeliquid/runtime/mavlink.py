@@ -8,11 +8,14 @@ PX4 offboard mode needs (≥2 Hz) never stops while the daemon runs; a heartbeat
 as an onboard controller. pymavlink is imported here only, when a mavlink sink is opened.
 
 CONN is any pymavlink connection string: `udpout:127.0.0.1:14540`, `tcp:HOST:PORT`,
-`/dev/ttyTHS1,921600` (serial device, then baud after a comma).
+`/dev/ttyTHS1,921600` (serial device, then baud after a comma; needs pyserial, which the
+`mavlink` extra installs). A missing module or a device that cannot be opened is one
+EdgeLiquidError line.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -21,6 +24,7 @@ from edgeliquid.runtime.sinks import CommandMessage, Sink
 
 BODY_NED = 8
 COMPANION_COMPONENT = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
+INSTALL_EXTRA = "pip install 'edgeliquid[mavlink]'"
 
 
 def _mavlink_modules():
@@ -28,10 +32,27 @@ def _mavlink_modules():
         from pymavlink import mavutil
         from pymavlink.dialects.v20 import common
     except ImportError:
-        raise EdgeLiquidError(
-            "the mavlink sink needs pymavlink: pip install 'edgeliquid[mavlink]'"
-        ) from None
+        raise EdgeLiquidError(f"the mavlink sink needs pymavlink: {INSTALL_EXTRA}") from None
     return mavutil, common
+
+
+NETWORK_SCHEMES = ("udp", "udpin", "udpout", "udpbcast", "tcp", "tcpin")
+
+
+def check_address(device: str) -> None:
+    """A network connection's HOST:PORT must resolve: pymavlink's UDP link would otherwise
+    drop every setpoint silently (it swallows the send errors)."""
+    scheme, sep, rest = device.partition(":")
+    if not sep or scheme not in NETWORK_SCHEMES:
+        return  # a serial device or a file
+    host, _, port = rest.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise EdgeLiquidError(f"bad MAVLink connection {device!r}: expected {scheme}:HOST:PORT")
+    try:
+        socket.getaddrinfo(host or "0.0.0.0", int(port))
+    except (socket.gaierror, UnicodeError) as e:
+        why = getattr(e, "strerror", None) or str(e)
+        raise EdgeLiquidError(f"cannot resolve MAVLink connection {device!r}: {why}") from None
 
 
 def velocity_yaw_rate_mask() -> int:
@@ -79,6 +100,7 @@ class MavlinkSink(Sink):
     def open(self) -> None:
         mavutil, _ = _mavlink_modules()
         device, _, baud = self.conn.partition(",")
+        check_address(device)
         try:
             self._link = mavutil.mavlink_connection(
                 device,
@@ -86,7 +108,12 @@ class MavlinkSink(Sink):
                 source_system=self.system,
                 source_component=self.component,
             )
-        except (OSError, ValueError) as e:
+        except ImportError as e:  # pymavlink imports pyserial only for a serial device
+            raise EdgeLiquidError(
+                f"MAVLink connection {self.conn!r} needs the {e.name or 'serial'} module: "
+                f"{INSTALL_EXTRA}"
+            ) from None
+        except (OSError, ValueError) as e:  # pyserial's SerialException is an OSError
             raise EdgeLiquidError(f"cannot open MAVLink connection {self.conn!r}: {e}") from None
         self._started = self.clock()
         self._heartbeat(self._started)

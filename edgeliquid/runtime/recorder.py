@@ -11,12 +11,18 @@ bit (the stored states make every step reproducible, resets included).
 
 Files are written on a background thread so a slow SD card never stalls the control loop; if
 the writer falls `max_pending` chunks behind, the newest chunk is dropped with a warning.
+At start-up the folder is locked (`flock` on `.record.lock`, so a second run into it is
+refused instead of both losing a flight) and checked writable with a probe file, so a folder
+that cannot take episodes stops the run before it flies rather than at shutdown.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import queue
+import tempfile
 import threading
 from pathlib import Path
 
@@ -25,6 +31,7 @@ import numpy as np
 from edgeliquid.errors import EdgeLiquidError
 
 log = logging.getLogger(__name__)
+LOCK_NAME = ".record.lock"  # flock'ed while a run records into the folder
 
 
 def _data_module():
@@ -63,16 +70,46 @@ class FlightRecorder:
         self._rows: list[tuple] = []
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._writer = threading.Thread(target=self._write_loop, name="recorder", daemon=True)
+        self._lock_fd: int | None = None
 
     def __enter__(self) -> FlightRecorder:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            self._probe()
+            self._lock()
         except OSError as e:
+            self._unlock()
             raise EdgeLiquidError(f"cannot record into {self.folder}: {e.strerror}") from None
-        if (self.folder / self.data.MANIFEST).is_file():
-            self._continue(self.data.read_manifest(self.folder))
+        try:
+            if (self.folder / self.data.MANIFEST).is_file():
+                self._continue(self.data.read_manifest(self.folder))
+        except BaseException:
+            self._unlock()
+            raise
         self._writer.start()
         return self
+
+    def _probe(self) -> None:
+        """Create and remove a file: a folder that cannot take episodes fails here, not later."""
+        fd, name = tempfile.mkstemp(prefix=".probe-", dir=self.folder)
+        os.close(fd)
+        os.unlink(name)
+
+    def _lock(self) -> None:
+        fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EdgeLiquidError(
+                f"{self.folder} is being recorded into by another run: record into another folder"
+            ) from None
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
 
     def _continue(self, old: dict) -> None:
         """Append to an earlier recording of the same frame size."""
@@ -101,6 +138,7 @@ class FlightRecorder:
         if self._writer.is_alive():
             self._queue.put(None)
             self._writer.join(timeout=30.0)
+        self._unlock()
 
     def _hand_over(self, block: bool = False) -> None:
         rows, self._rows = self._rows, []

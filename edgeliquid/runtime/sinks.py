@@ -6,13 +6,23 @@ values (forward, right, down m/s; yaw_rate rad/s, body FRD), the status (`ok`, `
 managers; a sink that fails raises and the daemon logs it and keeps flying (the fail-safe
 ladder's last rung), so sinks never swallow their own errors. Network sinks default to
 loopback. `open_sink(spec)` maps the `--sink` argument to a sink.
+
+A sink never stalls the control loop: stdout (when it is a pipe or socket) and UDP are written
+without blocking, and a message that does not fit (a reader that stopped reading, a full
+socket buffer) is dropped and raised as `SinkDropped`, which the daemon counts and logs
+rate-limited. The CSV sink writes only regular files, never one that exists unless asked to
+overwrite it, and never a file it is told to protect (the model being flown).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import logging
+import os
 import socket
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +33,7 @@ import numpy as np
 from edgeliquid.contract import COMMAND_NAMES
 from edgeliquid.errors import EdgeLiquidError
 
+log = logging.getLogger(__name__)
 STATUSES = ("ok", "hold", "degraded")
 CSV_FIELDS = ("seq", "t", *COMMAND_NAMES, "status", "reason", "latency_ms")
 
@@ -81,7 +92,14 @@ class Sink:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        try:
+            self.close()
+        except OSError as e:  # a full disk or a gone link at the very end: the flight is over
+            log.warning("closing %s failed: %s", self.name, e)
+
+
+class SinkDropped(OSError):
+    """A message was dropped because the output could not take it without blocking."""
 
 
 class NullSink(Sink):
@@ -99,21 +117,53 @@ class NullSink(Sink):
 
 
 class StdoutSink(Sink):
-    """JSON lines, flushed per line so a pipe sees each command at once."""
+    """JSON lines, each written at once; to a pipe or socket without ever blocking.
+
+    A line (≤ 4096 bytes, PIPE_BUF) goes into a non-blocking pipe whole or not at all, so a
+    reader that stops reading costs dropped lines, never a stalled loop. The descriptor's
+    blocking mode is restored on close; terminals and files are written as usual.
+    """
 
     name = "stdout"
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
+        self._fd: int | None = None
+        self._was_blocking = True
+
+    def open(self) -> None:
+        stream = self.stream or sys.stdout
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # StringIO and friends
+            return
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            stream.flush()
+            self._fd, self._was_blocking = fd, os.get_blocking(fd)
+            os.set_blocking(fd, False)
 
     def send(self, message: CommandMessage) -> None:
-        stream = self.stream or sys.stdout
-        stream.write(message.to_json() + "\n")
-        stream.flush()
+        line = message.to_json() + "\n"
+        if self._fd is None:
+            stream = self.stream or sys.stdout
+            stream.write(line)
+            stream.flush()
+            return
+        try:
+            os.write(self._fd, line.encode())
+        except BlockingIOError:
+            raise SinkDropped("stdout reader is not keeping up: message dropped") from None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):  # a descriptor already gone needs no restoring
+                os.set_blocking(self._fd, self._was_blocking)
+            self._fd = None
 
 
 class UdpSink(Sink):
-    """One JSON datagram per command to HOST:PORT (IPv4 or IPv6)."""
+    """One JSON datagram per command to HOST:PORT (IPv4 or IPv6), sent without blocking."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -126,15 +176,20 @@ class UdpSink(Sink):
             family, kind, proto, _, addr = socket.getaddrinfo(
                 self.host, self.port, type=socket.SOCK_DGRAM
             )[0]
-        except socket.gaierror as e:
-            raise EdgeLiquidError(f"cannot resolve {self.name}: {e.strerror}") from None
+        except (socket.gaierror, UnicodeError) as e:
+            why = getattr(e, "strerror", None) or str(e)
+            raise EdgeLiquidError(f"cannot resolve {self.name}: {why}") from None
         self._sock = socket.socket(family, kind, proto)
+        self._sock.setblocking(False)
         self._addr = addr
 
     def send(self, message: CommandMessage) -> None:
         if self._sock is None:
             raise OSError(f"{self.name} is not open")
-        self._sock.sendto(message.to_json().encode(), self._addr)
+        try:
+            self._sock.sendto(message.to_json().encode(), self._addr)
+        except BlockingIOError:
+            raise SinkDropped(f"{self.name}: socket buffer full, message dropped") from None
 
     def close(self) -> None:
         if self._sock is not None:
@@ -143,19 +198,51 @@ class UdpSink(Sink):
 
 
 class CsvSink(Sink):
-    """A CSV file with a header row; flushed every `flush_every` rows and on close."""
+    """A CSV file with a header row; flushed every `flush_every` rows and on close.
 
-    def __init__(self, path: str | Path, flush_every: int = 50) -> None:
+    The path must be a new file in an existing folder, or an existing regular file with
+    `overwrite=True`; a path in `protect` (the model) is never written, whatever is asked.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        flush_every: int = 50,
+        overwrite: bool = False,
+        protect: tuple[str | Path, ...] = (),
+    ) -> None:
         self.path = Path(path)
         self.name = f"csv:{self.path}"
         self.flush_every = flush_every
+        self.overwrite, self.protect = overwrite, tuple(Path(p) for p in protect)
         self._file: TextIO | None = None
         self._writer = None
         self._rows = 0
 
+    def check(self) -> None:
+        """Refuse a path this sink must not write (before anything is opened or truncated)."""
+        path = self.path
+        if not path.parent.is_dir():
+            raise EdgeLiquidError(f"cannot write {path}: folder {path.parent} does not exist")
+        if not path.exists():
+            if path.is_symlink():
+                raise EdgeLiquidError(f"refusing csv sink {path}: a symlink to nowhere")
+            return
+        if path.is_dir():
+            raise EdgeLiquidError(f"cannot write {path}: it is a folder")
+        if any(p.exists() and path.samefile(p) for p in self.protect):
+            raise EdgeLiquidError(f"refusing csv sink {path}: it is the model being flown")
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise EdgeLiquidError(f"refusing csv sink {path}: not a regular file")
+        if not self.overwrite:
+            raise EdgeLiquidError(f"csv sink {path} exists: pass --overwrite to replace it")
+
     def open(self) -> None:
-        try:
-            self._file = self.path.open("w", newline="")
+        self.check()
+        try:  # "x": a file that turned up since the check is still not overwritten
+            self._file = self.path.open("w" if self.overwrite else "x", newline="")
+        except FileExistsError:
+            raise EdgeLiquidError(f"csv sink {self.path} exists: pass --overwrite") from None
         except OSError as e:
             raise EdgeLiquidError(f"cannot write {self.path}: {e.strerror}") from None
         self._writer = csv.writer(self._file)
@@ -189,8 +276,17 @@ def parse_udp(spec: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def open_sink(spec: str, stream: TextIO | None = None) -> Sink:
-    """The sink for a `--sink` value: stdout, null, udp://H:P, csv:PATH, mavlink:CONN."""
+def open_sink(
+    spec: str,
+    stream: TextIO | None = None,
+    overwrite: bool = False,
+    protect: tuple[str | Path, ...] = (),
+) -> Sink:
+    """The sink for a `--sink` value: stdout, null, udp://H:P, csv:PATH, mavlink:CONN.
+
+    `overwrite` lets a csv sink replace an existing file; `protect` lists files (the model)
+    it must never write.
+    """
     if spec == "stdout":
         return StdoutSink(stream)
     if spec == "null":
@@ -198,7 +294,7 @@ def open_sink(spec: str, stream: TextIO | None = None) -> Sink:
     if spec.startswith("udp://"):
         return UdpSink(*parse_udp(spec))
     if spec.startswith("csv:") and len(spec) > 4:
-        return CsvSink(spec[4:])
+        return CsvSink(spec[4:], overwrite=overwrite, protect=protect)
     if spec.startswith("mavlink:") and len(spec) > 8:
         from edgeliquid.runtime.mavlink import MavlinkSink
 

@@ -49,19 +49,24 @@ class Clock(Protocol):
 
     def now(self) -> float: ...
 
-    def sleep_until(self, deadline: float) -> None: ...
+    def sleep_until(self, deadline: float, wake: threading.Event | None = None) -> None:
+        """Wait until `deadline`, or until `wake` is set (a stop must not wait a period)."""
 
 
 class MonotonicClock:
-    """Real time: `time.monotonic()`, and sleeping until a deadline."""
+    """Real time: `time.monotonic()`, and sleeping until a deadline or a wake-up."""
 
     def now(self) -> float:
         return time.monotonic()
 
-    def sleep_until(self, deadline: float) -> None:
+    def sleep_until(self, deadline: float, wake: threading.Event | None = None) -> None:
         delay = deadline - time.monotonic()
-        if delay > 0:
+        if delay <= 0:
+            return
+        if wake is None:
             time.sleep(delay)
+        else:
+            wake.wait(delay)
 
 
 class FastClock:
@@ -73,7 +78,7 @@ class FastClock:
     def now(self) -> float:
         return self._now
 
-    def sleep_until(self, deadline: float) -> None:
+    def sleep_until(self, deadline: float, wake: threading.Event | None = None) -> None:
         self._now = max(self._now, deadline)
 
     def advance(self, seconds: float) -> None:
@@ -192,6 +197,85 @@ class CaptureSource(FrameSource):
             log.warning("%s reconnected", self.name)
             self.lost = False
             return
+
+
+class BackgroundOpen(FrameSource):
+    """Opens `source` on a thread so a device that blocks in open cannot hold start-up hostage.
+
+    The daemon starts flying at once and holds ("no_frame") until frames come; a stop or
+    `--duration` ends the run even while the open still blocks (the thread is abandoned, it
+    is a daemon thread). An open that fails, or takes longer than `timeout_s`, ends the run:
+    `finished` turns True and `error` says why. `open()` waits up to `grace_s` first, so a
+    source that fails at once (no such camera) is reported before anything flies.
+    """
+
+    def __init__(self, source: FrameSource, timeout_s: float = 20.0, grace_s: float = 0.5):
+        super().__init__(source.clock)
+        self.source, self.timeout_s, self.grace_s = source, timeout_s, grace_s
+        self.name = getattr(source, "name", "source")
+        self.error: EdgeLiquidError | None = None
+        self._opened = threading.Event()
+        self._done = threading.Event()
+        self._closed = False
+        self._started = 0.0
+        self._thread = threading.Thread(target=self._open, name=f"{self.name}-open", daemon=True)
+
+    def _open(self) -> None:
+        try:
+            self.source.open()
+        except EdgeLiquidError as e:
+            self.error = e
+        else:
+            with self._lock:
+                if self._closed:  # the run ended while we were opening
+                    self.source.close()
+                    return
+                self._opened.set()
+        finally:
+            self._done.set()
+
+    def open(self) -> None:
+        self._started = time.monotonic()
+        self._thread.start()
+        self._done.wait(self.grace_s)
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def finished(self) -> bool:  # type: ignore[override]
+        if self._opened.is_set():
+            return self.source.finished
+        if self.error is None and time.monotonic() - self._started > self.timeout_s:
+            self.error = EdgeLiquidError(f"{self.name} did not open within {self.timeout_s:g} s")
+        return self.error is not None
+
+    @finished.setter
+    def finished(self, value: bool) -> None:
+        pass  # FrameSource.__init__ sets it; here it is derived
+
+    @property
+    def lost(self) -> bool:  # type: ignore[override]
+        return self._opened.is_set() and self.source.lost
+
+    @lost.setter
+    def lost(self, value: bool) -> None:
+        pass
+
+    def latest(self) -> Frame | None:
+        return self.source.latest() if self._opened.is_set() else None
+
+    def command(self, command: np.ndarray) -> None:
+        if self._opened.is_set():
+            self.source.command(command)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            opened = self._opened.is_set()
+        if opened:
+            self.source.close()
+        elif not self._done.is_set():
+            log.warning("%s was still opening; abandoned", self.name)
 
 
 def _bgr_to_rgb(image: np.ndarray) -> np.ndarray:
