@@ -4,7 +4,7 @@ The drone executes the expert's command plus smooth Ornstein-Uhlenbeck noise, so
 the expert's path and the data shows how to recover; the label stored with each frame is the
 expert's *clean* command for that frame. Episode i depends on (seed, i) only, so the data is the
 same for any number of workers. A `collect` that was interrupted resumes when rerun with the
-same settings: finished episode files are kept, leftovers (`.tmp`) are removed, the rest is
+same settings: finished episode files are kept, temp-file leftovers are removed, the rest is
 recorded, and the manifest is marked complete only at the end. numpy + OpenCV only.
 """
 
@@ -180,8 +180,8 @@ def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int,
     elif data.list_episodes(out):
         raise EdgeLiquidError(f"{out} holds episode files but no {data.MANIFEST}: not ours")
     manifest = data.new_manifest(**settings, requested_episodes=config.episodes)
-    for leftover in out.glob("episode_*.npz.tmp"):
-        leftover.unlink()
+    for name in ("episode_*.npz", data.MANIFEST):
+        data.remove_leftovers(out, name)
     done = {}
     for path in data.list_episodes(out):
         index = data.episode_index(path)
