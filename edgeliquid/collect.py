@@ -10,8 +10,8 @@ recorded, and the manifest is marked complete only at the end. numpy + OpenCV on
 
 from __future__ import annotations
 
+import contextlib
 import math
-import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeliquid import data
+from edgeliquid import data, pool
 from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.paths import check_out_dir
+from edgeliquid.pool import Stopped, stop_on_signals
 
 STATE_EXTRA = ("distance", "bearing")  # appended to sim.STATE_FIELDS in Episode.states
 NOISE_FADE_M = 8.0  # m: nearer the target the noise shrinks linearly, down to 20%
@@ -200,7 +202,7 @@ def collect(
 
     `progress(n)` is called with the number of episodes that just became complete.
     """
-    out = Path(out)
+    out = check_out_dir(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     manifest, done = _resume(out, config)
     manifest["episodes"] = [done[i] for i in sorted(done)]
@@ -208,10 +210,18 @@ def collect(
     if progress and done:
         progress(len(done))
     todo = [(out, config, i) for i in range(config.episodes) if i not in done]
-    for entry in _run(todo, config.workers):
-        done[entry["index"]] = entry
-        if progress:
-            progress(1)
+    with stop_on_signals(), contextlib.closing(_run(todo, config.workers)) as results:
+        try:
+            for entry in results:
+                done[entry["index"]] = entry
+                if progress:
+                    progress(1)
+        except Stopped as e:
+            kept = len(data.list_episodes(out))
+            raise Stopped(
+                f"{e}: {kept} of {config.episodes} episodes are in {out}; "
+                "rerun the same command to resume"
+            ) from None
     manifest["episodes"] = [done[i] for i in sorted(done)]
     manifest["complete"] = True
     data.write_manifest(out, manifest)
@@ -223,6 +233,5 @@ def _run(jobs: list, workers: int) -> Any:
     if workers == 1 or len(jobs) <= 1:
         yield from map(_record_and_save, jobs)
         return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
-        yield from pool.imap_unordered(_record_and_save, jobs)
+    processes = min(workers, len(jobs))
+    yield from pool.imap(_record_and_save, jobs, processes, _init_worker, ordered=False)
