@@ -274,7 +274,7 @@ def check_finite(path: str | os.PathLike, episode: Episode) -> None:
         bad = ~np.isfinite(array) | ((array <= 0) if key == "dt" else False)
         if bad.any():
             step = int(np.argwhere(bad)[0][0])
-            value = array[step].tolist()
+            value = np.round(array[step].astype(np.float64), 4).tolist()
             raise EdgeLiquidError(
                 f"{path}: step {step} has {'a bad' if key == 'dt' else 'a non-finite'} {key} "
                 f"value ({value}); fix or drop this episode"
