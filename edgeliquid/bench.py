@@ -336,6 +336,12 @@ def load_result(path: Path) -> dict:
         raise EdgeLiquidError(f"cannot read benchmark JSON {path}: {e}") from None
     if not isinstance(result, dict) or result.get("schema") != SCHEMA:
         raise EdgeLiquidError(f"{path} is not an {SCHEMA} result")
+    try:
+        markdown(result)  # reads every field the table and the plot need
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise EdgeLiquidError(
+            f"{path} is an incomplete {SCHEMA} result ({type(e).__name__}: {e})"
+        ) from None
     return result
 
 

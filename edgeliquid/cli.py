@@ -324,8 +324,7 @@ def collect_command(
     width: Annotated[int, typer.Option(help="Frame width: the policy's input.")] = 128,
 ) -> None:
     """Record expert flights (noisy execution, clean labels) as episode files."""
-    from edgeliquid.collect import CollectConfig, collect
-    from edgeliquid.paths import check_out_dir
+    from edgeliquid.collect import CollectConfig, check_out, collect
 
     config = config_of(
         CollectConfig,
@@ -339,7 +338,7 @@ def collect_command(
         height=height,
         width=width,
     )
-    check_out_dir(out, "--out")
+    check_out(out, config)
     with typer.progressbar(length=episodes, label="collect", file=sys.stderr) as bar:
         manifest = collect(out, config, progress=bar.update)
     entries = manifest["episodes"]

@@ -167,8 +167,10 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one core per worker
 
 
-def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int, dict]]:
-    """The manifest to continue and the episodes already on disk (checked readable)."""
+def check_out(out: str | Path, config: CollectConfig) -> Path:
+    """Refuse, before recording, an `out` that is no folder, or holds a collect with other
+    settings or episode files that are not ours; returns `out` as a Path."""
+    out = check_out_dir(out, "--out")
     settings = config.settings()
     if (out / data.MANIFEST).exists():
         manifest = data.read_manifest(out)
@@ -181,7 +183,13 @@ def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int,
             )
     elif data.list_episodes(out):
         raise EdgeLiquidError(f"{out} holds episode files but no {data.MANIFEST}: not ours")
-    manifest = data.new_manifest(**settings, requested_episodes=config.episodes)
+    return out
+
+
+def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int, dict]]:
+    """The manifest to continue and the episodes already on disk (checked readable);
+    `out` has passed `check_out`."""
+    manifest = data.new_manifest(**config.settings(), requested_episodes=config.episodes)
     for name in ("episode_*.npz", data.MANIFEST):
         data.remove_leftovers(out, name)
     done = {}
@@ -202,7 +210,7 @@ def collect(
 
     `progress(n)` is called with the number of episodes that just became complete.
     """
-    out = check_out_dir(out, "--out")
+    out = check_out(out, config)
     out.mkdir(parents=True, exist_ok=True)
     manifest, done = _resume(out, config)
     manifest["episodes"] = [done[i] for i in sorted(done)]
