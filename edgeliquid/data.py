@@ -238,8 +238,12 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
     return None
 
 
-def load_dataset(directory: str | os.PathLike) -> list[Episode]:
-    """Every episode the manifest lists, after checking the folder is complete and consistent."""
+def load_dataset(directory: str | os.PathLike, require_finite: bool = False) -> list[Episode]:
+    """Every episode the manifest lists, after checking the folder is complete and consistent.
+
+    `require_finite` (training) also refuses non-finite labels, dt or states (`check_finite`);
+    a flight recording keeps the raw NaN outputs a policy produced, so it is off by default.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise EdgeLiquidError(f"no such data folder: {directory}")
@@ -261,7 +265,8 @@ def load_dataset(directory: str | os.PathLike) -> list[Episode]:
             raise EdgeLiquidError(
                 f"{path}: frames are {episode.frames.shape[1:3]}, the manifest says {size}"
             )
-        check_finite(path, episode)
+        if require_finite:
+            check_finite(path, episode)
         episodes.append(episode)
     return episodes
 

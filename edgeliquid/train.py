@@ -189,7 +189,7 @@ def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
     """Episodes and a short data summary for the metrics and the model card."""
     from edgeliquid.data import load_dataset, read_manifest
 
-    episodes = load_dataset(data_dir)
+    episodes = load_dataset(data_dir, require_finite=True)  # one NaN label: a NaN model
     manifest = read_manifest(data_dir)
     keys = ("seed", "shift", "dt_jitter", "action_noise", "hover_s")
     frames = int(sum(len(ep.commands) for ep in episodes))

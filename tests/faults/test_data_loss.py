@@ -215,7 +215,7 @@ def test_non_finite_intervals_and_states_are_refused(tmp_path, key, value):
     getattr(bad, key)[2] = value
     folder = dataset(tmp_path / "d", [bad])
     with pytest.raises(EdgeLiquidError, match=f"step 2 has .* {key} value"):
-        data.load_dataset(folder)
+        data.load_dataset(folder, require_finite=True)
 
 
 def test_a_run_with_no_finite_loss_reports_no_best_checkpoint(tmp_path, monkeypatch):
