@@ -303,6 +303,8 @@ def markdown(result: dict) -> str:
 
 def plot_cdf(result: dict, path: Path) -> bool:
     """Latency CDF of every measured row (log µs) with the floor; False without matplotlib."""
+    from edgeliquid.data import atomic_write
+
     try:
         import matplotlib
 
@@ -321,7 +323,7 @@ def plot_cdf(result: dict, path: Path) -> bool:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
     return True
 
@@ -334,17 +336,56 @@ def load_result(path: Path) -> dict:
         raise EdgeLiquidError(f"cannot read benchmark JSON {path}: {e}") from None
     if not isinstance(result, dict) or result.get("schema") != SCHEMA:
         raise EdgeLiquidError(f"{path} is not an {SCHEMA} result")
+    try:
+        markdown(result)  # reads every field the table and the plot need
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise EdgeLiquidError(
+            f"{path} is an incomplete {SCHEMA} result ({type(e).__name__}: {e})"
+        ) from None
     return result
 
 
+def _is_table(path: Path) -> bool:
+    """An earlier `--markdown` file: its header line, a blank line, then the table head."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return len(lines) > 2 and lines[2] == TABLE_HEAD.splitlines()[0]
+
+
+def check_outputs(json_path, plot_path, markdown_path, workdir) -> None:
+    """Refuse, before measuring, outputs that cannot be written or would replace a file that
+    is not an earlier result of the same kind."""
+    from edgeliquid.paths import check_out_dir, check_out_file, is_png, json_with
+
+    wanted = [
+        (json_path, "--json", (".json",), json_with(schema=SCHEMA)),
+        (plot_path, "--plot", (".png",), is_png),
+        (markdown_path, "--markdown", (".md",), _is_table),
+    ]
+    for path, what, suffixes, replaces in wanted:
+        if path is not None:
+            check_out_file(path, what, suffixes, replaces)
+    named = [Path(p).resolve() for p, *_ in wanted if p is not None]
+    if len(set(named)) < len(named):
+        raise EdgeLiquidError("--json, --plot and --markdown must be different files")
+    if workdir is not None:
+        check_out_dir(workdir, "--workdir")
+
+
 def write_outputs(result, table, json_path, plot_path, markdown_path, echo: Echo = print) -> None:
-    """Write whichever of the JSON, the CDF plot and the markdown table were asked for."""
+    """Write whichever of the JSON, the CDF plot and the markdown table were asked for
+    (each atomically: an interrupted write leaves the earlier file)."""
+    from edgeliquid.data import atomic_write
+
     if json_path is not None:
-        Path(json_path).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        text = json.dumps(result, indent=1, ensure_ascii=False) + "\n"
+        atomic_write(json_path, text.encode())
         echo(f"wrote {json_path}")
     if plot_path is not None:
         done = plot_cdf(result, Path(plot_path))
         echo(f"wrote {plot_path}" if done else "no plot: matplotlib is not installed")
     if markdown_path is not None:
-        Path(markdown_path).write_text(table + "\n")
+        atomic_write(markdown_path, (table + "\n").encode())
         echo(f"wrote {markdown_path}")

@@ -121,16 +121,17 @@ def _quantize(policy, fp32: Path, workdir: Path, calibration: int) -> tuple[Path
 
 
 def onnx_facts(path: Path) -> dict:
-    """Model facts from an exported file's metadata (no FLOPs: those need the checkpoint)."""
-    import onnxruntime as ort
+    """Model facts from an exported file's metadata (no FLOPs: those need the checkpoint).
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    meta = session.get_modelmeta().custom_metadata_map
-    size = [int(meta.get("input_height", 0)), int(meta.get("input_width", 0))]
-    if min(size) <= 0:
-        raise EdgeLiquidError(f"{path} carries no edgeliquid metadata (input size); re-export it")
-    info = dict(arch=meta.get("arch"), parameters=int(meta.get("param_count", 0)), input=size)
-    return info | dict(state_size=int(meta.get("state_size", 0)), flops_per_step=None)
+    The file is opened as `run` opens it (`OnnxPolicy`: hash, metadata and graph checked), so
+    a foreign or damaged ONNX file is one clear error, not a traceback.
+    """
+    from edgeliquid.runtime.engine import OnnxPolicy
+
+    meta = OnnxPolicy(path).metadata
+    info = dict(arch=meta.arch, parameters=meta.param_count)
+    info |= dict(input=[meta.input_height, meta.input_width], state_size=meta.state_size)
+    return info | dict(flops_per_step=None)
 
 
 # -- torch rows ---------------------------------------------------------------------------------

@@ -64,6 +64,17 @@ def config_of(cls: Callable, **kwargs: Any) -> Any:
         raise EdgeLiquidError(str(e)) from None
 
 
+def write_json(path: Path, value: Any) -> None:
+    """Write `value` as indented JSON atomically (the folder made if needed); say so."""
+    import json
+
+    from edgeliquid.data import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (json.dumps(value, indent=2) + "\n").encode())
+    typer.echo(f"wrote {path}")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"edgeliquid {__version__}")
@@ -119,9 +130,13 @@ def train_command(
     ] = 0,
     eval_seed: Annotated[int, typer.Option(help="Seed of the closed-loop episodes.")] = 12345,
     augment: Annotated[bool, typer.Option(help="Photometric augmentation.")] = True,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the run already in --out (best.pt, last.pt, ...).")
+    ] = False,
 ) -> None:
     """Behaviour-clone the expert from recorded episodes (truncated BPTT on windows)."""
-    from edgeliquid.train import TrainConfig, train
+    from edgeliquid.paths import check_out_dir
+    from edgeliquid.train import RUN_FILES, TrainConfig, train
 
     given = dict(
         epochs=epochs,
@@ -146,7 +161,16 @@ def train_command(
         )
     except ValueError as e:
         raise EdgeLiquidError(str(e)) from None
+    check_out_dir(out, "--out")
+    earlier = [name for name in RUN_FILES[:2] if (out / name).exists()]
+    if earlier and not overwrite:
+        raise EdgeLiquidError(
+            f"--out {out} already holds a run ({', '.join(earlier)}): choose another folder "
+            "or pass --overwrite to replace it"
+        )
     result = train(data_dir, out, config, log=typer.echo)
+    if not result.best_path.is_file():  # train() raises first; never name a missing file
+        raise EdgeLiquidError(f"no best checkpoint was written in {out}")
     typer.echo(f"best checkpoint: {result.best_path} (epoch {result.metrics['best_epoch']})")
 
 
@@ -281,7 +305,7 @@ def export_command(
     ] = False,
 ) -> None:
     """Export a checkpoint to a closed-form ONNX graph, verified against torch."""
-    from edgeliquid.export import next_steps, run_export
+    from edgeliquid.export import check_out, next_steps, run_export
     from edgeliquid.export.graph import ExportOptions
 
     options = config_of(ExportOptions, graph=graph, steps=steps, dt_mode=dt, opset=opset, atol=atol)
@@ -289,6 +313,7 @@ def export_command(
         raise EdgeLiquidError(f"--quantize must be int8, got {quantize!r}")
     if quantize and graph != "step":
         raise EdgeLiquidError("--quantize int8 applies to the step graph only")
+    check_out(out, int8=quantize is not None)
     result = run_export(
         checkpoint, out, options, echo=typer.echo, verify_steps=500 if verify else None
     )
@@ -321,7 +346,7 @@ def collect_command(
     width: Annotated[int, typer.Option(help="Frame width: the policy's input.")] = 128,
 ) -> None:
     """Record expert flights (noisy execution, clean labels) as episode files."""
-    from edgeliquid.collect import CollectConfig, collect
+    from edgeliquid.collect import CollectConfig, check_out, collect
 
     config = config_of(
         CollectConfig,
@@ -335,6 +360,7 @@ def collect_command(
         height=height,
         width=width,
     )
+    check_out(out, config)
     with typer.progressbar(length=episodes, label="collect", file=sys.stderr) as bar:
         manifest = collect(out, config, progress=bar.update)
     entries = manifest["episodes"]
@@ -358,11 +384,12 @@ def eval_command(
     workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
 ) -> None:
     """Fly a policy closed loop in the simulator; success, collisions, distance, time."""
-    import json
-
     from edgeliquid.evaluate import evaluate, format_table
+    from edgeliquid.paths import check_out_file, json_with
     from edgeliquid.sim.shifts import shift_names
 
+    if json_path is not None:  # an earlier eval report may be replaced, nothing else
+        check_out_file(json_path, "--json", (".json",), json_with("model", "results"))
     shifts = shift_names() if shift == "all" else [shift]
     with typer.progressbar(length=episodes * len(shifts), label="eval", file=sys.stderr) as bar:
         try:
@@ -374,9 +401,7 @@ def eval_command(
             raise EdgeLiquidError(str(e)) from None
     typer.echo(format_table(report))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
-        typer.echo(f"wrote {json_path}")
+        write_json(json_path, report)
 
 
 sim_app = typer.Typer(help="The simulator: frames per shift, render speed.", no_args_is_help=True)
@@ -395,13 +420,16 @@ def sim_preview_command(
     scale: Annotated[int, typer.Option(help="Pixel magnification on the sheet.")] = 2,
 ) -> None:
     """A contact sheet of what the camera sees under each shift."""
-    from edgeliquid.sim.preview import contact_sheet, save_rgb
+    from edgeliquid.paths import check_out_file, is_png
+    from edgeliquid.sim.preview import check_sheet, contact_sheet, save_rgb
     from edgeliquid.sim.shifts import parse_shift, shift_names
 
+    check_out_file(out, "-o", (".png",), replaces=is_png)
     shifts = shift_names() if shift == "all" else [shift]
     try:
         for name in shifts:
             parse_shift(name)
+        check_sheet(seeds, (height, width), scale)
         sheet = contact_sheet(shifts, range(seeds), (height, width), scale)
     except ValueError as e:
         raise EdgeLiquidError(str(e)) from None
@@ -420,12 +448,13 @@ def sim_bench_command(
     ] = None,
 ) -> None:
     """Frames per second of the renderer and of env.step, on one core."""
-    import json
-
+    from edgeliquid.paths import check_out_file, json_with
     from edgeliquid.sim.preview import benchmark
 
-    if frames < 1:
-        raise EdgeLiquidError(f"--frames must be >= 1, got {frames}")
+    if not 1 <= frames <= 1_000_000:
+        raise EdgeLiquidError(f"--frames must be in 1..1000000, got {frames}")
+    if json_path is not None:
+        check_out_file(json_path, "--json", (".json",), json_with("render_fps", "step_fps"))
     try:
         result = benchmark(frames, (height, width), shift)
     except ValueError as e:
@@ -438,9 +467,7 @@ def sim_bench_command(
         per = f"{1e6 / median:.0f} / {1e6 / best:.0f} µs"
         typer.echo(f"  {name:<7}{median:6.0f} / {best:.0f} {unit}  ({per})")
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
-        typer.echo(f"wrote {json_path}")
+        write_json(json_path, result)
 
 
 @command("bench")
@@ -473,6 +500,7 @@ def bench_command(
     """Latency per control step: torch, ncps, LTC, the ONNX graphs, the daemon, the floor."""
     from edgeliquid import bench
 
+    bench.check_outputs(json_path, plot, markdown_path, workdir)
     if from_json is not None:
         result = bench.load_result(from_json)
     else:

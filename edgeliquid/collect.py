@@ -4,14 +4,14 @@ The drone executes the expert's command plus smooth Ornstein-Uhlenbeck noise, so
 the expert's path and the data shows how to recover; the label stored with each frame is the
 expert's *clean* command for that frame. Episode i depends on (seed, i) only, so the data is the
 same for any number of workers. A `collect` that was interrupted resumes when rerun with the
-same settings: finished episode files are kept, leftovers (`.tmp`) are removed, the rest is
+same settings: finished episode files are kept, temp-file leftovers are removed, the rest is
 recorded, and the manifest is marked complete only at the end. numpy + OpenCV only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeliquid import data
+from edgeliquid import data, pool
 from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.paths import check_out_dir
+from edgeliquid.pool import Stopped, stop_on_signals
 
 STATE_EXTRA = ("distance", "bearing")  # appended to sim.STATE_FIELDS in Episode.states
 NOISE_FADE_M = 8.0  # m: nearer the target the noise shrinks linearly, down to 20%
@@ -165,8 +167,10 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one core per worker
 
 
-def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int, dict]]:
-    """The manifest to continue and the episodes already on disk (checked readable)."""
+def check_out(out: str | Path, config: CollectConfig) -> Path:
+    """Refuse, before recording, an `out` that is no folder, or holds a collect with other
+    settings or episode files that are not ours; returns `out` as a Path."""
+    out = check_out_dir(out, "--out")
     settings = config.settings()
     if (out / data.MANIFEST).exists():
         manifest = data.read_manifest(out)
@@ -179,9 +183,15 @@ def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int,
             )
     elif data.list_episodes(out):
         raise EdgeLiquidError(f"{out} holds episode files but no {data.MANIFEST}: not ours")
-    manifest = data.new_manifest(**settings, requested_episodes=config.episodes)
-    for leftover in out.glob("episode_*.npz.tmp"):
-        leftover.unlink()
+    return out
+
+
+def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int, dict]]:
+    """The manifest to continue and the episodes already on disk (checked readable);
+    `out` has passed `check_out`."""
+    manifest = data.new_manifest(**config.settings(), requested_episodes=config.episodes)
+    for name in ("episode_*.npz", data.MANIFEST):
+        data.remove_leftovers(out, name)
     done = {}
     for path in data.list_episodes(out):
         index = data.episode_index(path)
@@ -200,7 +210,7 @@ def collect(
 
     `progress(n)` is called with the number of episodes that just became complete.
     """
-    out = Path(out)
+    out = check_out(out, config)
     out.mkdir(parents=True, exist_ok=True)
     manifest, done = _resume(out, config)
     manifest["episodes"] = [done[i] for i in sorted(done)]
@@ -208,10 +218,18 @@ def collect(
     if progress and done:
         progress(len(done))
     todo = [(out, config, i) for i in range(config.episodes) if i not in done]
-    for entry in _run(todo, config.workers):
-        done[entry["index"]] = entry
-        if progress:
-            progress(1)
+    with stop_on_signals(), contextlib.closing(_run(todo, config.workers)) as results:
+        try:
+            for entry in results:
+                done[entry["index"]] = entry
+                if progress:
+                    progress(1)
+        except Stopped as e:
+            kept = len(data.list_episodes(out))
+            raise Stopped(
+                f"{e}: {kept} of {config.episodes} episodes are in {out}; "
+                "rerun the same command to resume"
+            ) from None
     manifest["episodes"] = [done[i] for i in sorted(done)]
     manifest["complete"] = True
     data.write_manifest(out, manifest)
@@ -223,6 +241,5 @@ def _run(jobs: list, workers: int) -> Any:
     if workers == 1 or len(jobs) <= 1:
         yield from map(_record_and_save, jobs)
         return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
-        yield from pool.imap_unordered(_record_and_save, jobs)
+    processes = min(workers, len(jobs))
+    yield from pool.imap(_record_and_save, jobs, processes, _init_worker, ordered=False)

@@ -20,7 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeliquid.data import atomic_write
 from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.paths import check_out_dir, check_out_file, is_png, json_with
 from edgeliquid.runtime.engine import OnnxPolicy
 
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]  # RGB
@@ -189,8 +191,30 @@ def draw_trajectories(flights: list[Flight], path: Path, panel_px: int) -> None:
         grid[r * panel_px : (r + 1) * panel_px, c * panel_px : (c + 1) * panel_px] = panel
         corner = ((c + 1) * panel_px - 1, (r + 1) * panel_px - 1)
         cv2.rectangle(grid, (c * panel_px, r * panel_px), corner, (180, 180, 180), 1)
-    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
-        raise EdgeLiquidError(f"cannot write {path}")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise EdgeLiquidError(f"cannot encode {path}")
+    atomic_write(path, png.tobytes())
+
+
+def check_out(out: Path) -> None:
+    """Refuse, before flying, an --out that is no folder, or holds files of other kinds
+    under the names the demo writes (an earlier demo's files are replaced)."""
+    check_out_dir(out, "--out")
+    check_out_file(out / "summary.json", "--out", replaces=json_with("successes", "results"))
+    check_out_file(out / "trajectories.png", "--out", replaces=is_png)
+    for video in ("rollout.mp4", "rollout.avi"):
+        check_out_file(out / video, "--out", replaces=_is_video)
+
+
+def _is_video(path: Path) -> bool:
+    """An MP4 (`ftyp` box first) or AVI (RIFF ... AVI) file: an earlier demo's video."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head[4:8] == b"ftyp" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
 
 
 def _summary(model: Path, policy: OnnxPolicy, config: DemoConfig, flights, video, plot) -> dict:
@@ -227,6 +251,7 @@ def run_demo(
 ) -> dict:
     """Fly `config.episodes` episodes; write video, plot and summary into `out`; return summary."""
     config, model, out = config or DemoConfig(), Path(model), Path(out)
+    check_out(out)
     if not model.is_file():
         raise EdgeLiquidError(f"model file not found: {model} (train + export one, or --model)")
     policy = OnnxPolicy(model)
@@ -247,5 +272,5 @@ def run_demo(
     plot = out / "trajectories.png"
     draw_trajectories(flights, plot, config.panel_px)
     summary = _summary(model, policy, config, flights, video.path, plot)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary

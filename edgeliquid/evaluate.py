@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +27,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edgeliquid import pool
 from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.pool import Stopped, stop_on_signals
 
 
 class Policy(Protocol):
@@ -186,10 +187,10 @@ def _results(
         with _torch_single_thread():
             yield from map(runner, jobs)
         return
-    context = multiprocessing.get_context("spawn")
     processes = min(workers, len(jobs))
-    with context.Pool(processes, _init_worker, (source, runner.size)) as pool:
-        yield from pool.imap(_work, jobs, chunksize=max(1, len(jobs) // (4 * processes)))
+    chunk = max(1, len(jobs) // (4 * processes))
+    initargs = (source, runner.size)
+    yield from pool.imap(_work, jobs, processes, _init_worker, initargs, chunksize=chunk)
 
 
 @contextlib.contextmanager
@@ -258,10 +259,15 @@ def evaluate(
     _check_arguments(episodes, seed, shifts, workers)
     jobs = [(shift, seed, i) for shift in shifts for i in range(episodes)]
     collected: dict[str, list[EpisodeResult]] = {shift: [] for shift in shifts}
-    for result in _results(model, jobs, workers, size):
-        collected[result.shift].append(result)
-        if progress:
-            progress(1)
+    with stop_on_signals(), contextlib.closing(_results(model, jobs, workers, size)) as results:
+        try:
+            for result in results:
+                collected[result.shift].append(result)
+                if progress:
+                    progress(1)
+        except Stopped as e:
+            flown = sum(map(len, collected.values()))
+            raise Stopped(f"{e} after {flown} of {len(jobs)} episodes; no report") from None
     if name is None:
         name = getattr(model, "__name__", "policy") if callable(model) else str(model)
     report = {

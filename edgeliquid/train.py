@@ -45,6 +45,8 @@ from edgeliquid.windows import (
 )
 
 Log = Callable[[str], None]
+MAX_SEQ_LEN = 256  # steps per window: 25.6 s at 10 Hz; 100000 was OOM-killed at 24 GB
+RUN_FILES = ("best.pt", "last.pt", "metrics.json", "curves.png")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.arch is not None and self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.seq_len > MAX_SEQ_LEN:
+            raise ValueError(
+                f"seq_len must be <= {MAX_SEQ_LEN} steps ({MAX_SEQ_LEN / 10:.1f} s at 10 Hz): "
+                f"backprop through longer windows needs memory in proportion, got {self.seq_len}"
+            )
         positive = ("epochs", "seq_len", "seq_shift", "batch_size", "num_threads")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
@@ -182,7 +189,7 @@ def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
     """Episodes and a short data summary for the metrics and the model card."""
     from edgeliquid.data import load_dataset, read_manifest
 
-    episodes = load_dataset(data_dir)
+    episodes = load_dataset(data_dir, require_finite=True)  # one NaN label: a NaN model
     manifest = read_manifest(data_dir)
     keys = ("seed", "shift", "dt_jitter", "action_noise", "hover_s")
     frames = int(sum(len(ep.commands) for ep in episodes))
@@ -266,6 +273,12 @@ def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
+def _write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    from edgeliquid.data import atomic_write
+
+    atomic_write(run_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
+
+
 def closed_loop_none(
     checkpoint: Path, episodes: int, seed: int, workers: int = 1
 ) -> dict[str, Any]:
@@ -319,7 +332,18 @@ def _fit(run: _Run, run_dir: Path, data: dict[str, Any], log: Log) -> dict[str, 
     }
 
 
+def _check_seq_len(config: TrainConfig, episodes: list) -> None:
+    """A window longer than every episode is all padding: memory spent on nothing."""
+    longest = max(len(ep.commands) for ep in episodes)
+    if config.seq_len > longest:
+        raise EdgeLiquidError(
+            f"--seq-len {config.seq_len} is longer than the longest episode ({longest} steps): "
+            f"use at most {longest}"
+        )
+
+
 def _build_run(config: TrainConfig, episodes: list, log: Log) -> _Run:
+    _check_seq_len(config, episodes)
     height, width = episodes[0].frames.shape[1:3]
     model = _prepare_model(config, height, width, log)
     train_set, val_set = split_windows(
@@ -389,8 +413,10 @@ def train(
     data_dir: Path | str, run_dir: Path | str, config: TrainConfig, log: Log = print
 ) -> TrainResult:
     """Train (or fine-tune, with `config.init`) on the episodes in `data_dir`; see module doc."""
+    from edgeliquid.paths import check_out_dir
+
     torch.set_num_threads(config.num_threads)
-    run_dir = Path(run_dir)
+    run_dir = check_out_dir(run_dir, "--out")
     run_dir.mkdir(parents=True, exist_ok=True)
     before = {}
     if config.init is not None and config.eval_episodes > 0:  # did fine-tuning forget?
@@ -406,11 +432,17 @@ def train(
     metrics.update(_fit(run, run_dir, data, log))
     metrics["wall_seconds"] = time.monotonic() - wall_start
     metrics["history"] = run.history
+    if metrics["best_epoch"] == 0:  # every epoch's loss was NaN or inf: nothing to keep
+        _write_metrics(run_dir, metrics)
+        raise EdgeLiquidError(
+            f"training diverged (no finite loss in {len(run.history)} epochs): no best.pt was "
+            f"written; see {run_dir / 'metrics.json'} (try a lower --lr)"
+        )
     if config.eval_episodes > 0:
         metrics["eval_none"] = closed_loop_none(
             run_dir / "best.pt", config.eval_episodes, config.eval_seed, 2
         )
         log(f"closed loop, shift none: success {metrics['eval_none']['success_rate']:.2f}")
     _plot_curves(run.history, run_dir / "curves.png")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _write_metrics(run_dir, metrics)
     return TrainResult(run_dir, run_dir / "best.pt", run_dir / "last.pt", metrics)

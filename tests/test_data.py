@@ -141,7 +141,8 @@ def test_resume_after_a_kill_completes_without_duplicates(tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     data.write_manifest(tmp_path, {**manifest, "complete": False, "episodes": []})
     data.episode_path(tmp_path, 2).unlink()
-    (tmp_path / "episode_000002.npz.tmp").write_bytes(b"PK\x03\x04 torn")
+    (tmp_path / ".episode_000002.npz.k3x9q1.tmp").write_bytes(b"PK\x03\x04 torn")
+    (tmp_path / "episode_000003.npz.tmp").write_bytes(b"PK\x03\x04 torn")  # older versions'
     resumed = tiny_collect(tmp_path, episodes=4)
     assert resumed["complete"] and [e["index"] for e in resumed["episodes"]] == [0, 1, 2, 3]
     names = [f"episode_00000{i}.npz" for i in range(4)]

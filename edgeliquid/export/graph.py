@@ -21,7 +21,6 @@ import copy
 import hashlib
 import io
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from torch import nn
 
 from edgeliquid import __version__
 from edgeliquid.contract import COMMAND_LIMITS, COMMAND_NAMES, COMMAND_UNITS, ModelMetadata
+from edgeliquid.data import atomic_write
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.model.cfc import CfCCell, as_timespan
 from edgeliquid.model.flops import count_parameters
@@ -282,18 +282,9 @@ def save(model: onnx.ModelProto, path: Path) -> int:
     """
     data = model.SerializeToString()
     sidecar = path.with_name(path.name + ".sha256")
-    _atomic_write(sidecar, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
-    _atomic_write(path, data)
+    atomic_write(sidecar, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
+    atomic_write(path, data)
     return len(data)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def export_checkpoint(

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from edgeliquid.data import atomic_write
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.model.baselines import build_policy
 from edgeliquid.model.policy import NavPolicyConfig, PolicyBase
@@ -47,7 +48,7 @@ def _check_plain(value: Any, where: str) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, model: PolicyBase, **extra: Any) -> Path:
-    """Write `model` (+ `extra`) to `path` atomically (temp file, then os.replace)."""
+    """Write `model` (+ `extra`) to `path` atomically (`edgeliquid.data.atomic_write`)."""
     clash = sorted(set(extra) & set(_RESERVED))
     if clash:
         raise ValueError(f"extra keys {clash} are reserved; choose other names")
@@ -58,14 +59,7 @@ def save_checkpoint(path: str | os.PathLike, model: PolicyBase, **extra: Any) ->
     }
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     ckpt = {"format": FORMAT, "version": VERSION, "config": config, "state_dict": state_dict}
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save({**ckpt, **extra}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda f: torch.save({**ckpt, **extra}, f))
 
 
 def _read(path: Path) -> Any:

@@ -17,6 +17,7 @@ normalised and outputs `raw * command_std + command_mean` (buffers set by traini
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -28,7 +29,20 @@ from edgeliquid.model.cfc import MODES, WiredCfCCell
 
 ARCHS = ("cfc", "lstm", "gru", "cnn")
 COMMAND_SIZE = len(COMMAND_NAMES)  # forward, right, down, yaw_rate
+# Bounds on what a config (or a checkpoint's config dict) may ask for: far above any edge
+# policy (the shipped one: 24 units, 20k weights), far below what exhausts a machine's memory.
+MAX_CONV_LAYERS = 8
+MAX_UNITS = 512  # NCP neurons: the wiring and its masks grow with the square
+MAX_WEIGHTS = 16_000_000  # conv + feature-layer weights (64 MB of float32)
 Dt = float | torch.Tensor | None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -63,9 +77,23 @@ class NavPolicyConfig:
             value = getattr(self, f.name)
             if isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
+        self._check_types()
         self._check_choices()
         self._check_conv()
         self._check_ranges()
+        self._check_size()
+
+    def _check_types(self) -> None:
+        """Integers where sizes go, finite numbers elsewhere (a checkpoint's dict is untrusted)."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), f.type
+            items = value if isinstance(value, tuple) else (value,)
+            if kind == "str" and not isinstance(value, str):
+                raise ValueError(f"{f.name} must be a string, got {value!r}")
+            if kind in ("int", "tuple[int, ...]") and not all(_is_int(v) for v in items):
+                raise ValueError(f"{f.name} must be integers, got {value!r}")
+            if kind in ("float", "tuple[float, ...]") and not all(_is_number(v) for v in items):
+                raise ValueError(f"{f.name} must be finite numbers, got {value!r}")
 
     def _check_choices(self) -> None:
         if self.arch not in ARCHS:
@@ -85,27 +113,52 @@ class NavPolicyConfig:
                 "conv_channels, conv_kernels and conv_strides need the same non-zero length, "
                 f"got {n}, {len(self.conv_kernels)}, {len(self.conv_strides)}"
             )
-        for name in ("conv_channels", "conv_kernels", "conv_strides"):
-            if min(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if n > MAX_CONV_LAYERS:
+            raise ValueError(f"at most {MAX_CONV_LAYERS} conv layers, got {n}")
+        for name, high in (("conv_channels", 512), ("conv_kernels", 15), ("conv_strides", 8)):
+            if not 1 <= min(getattr(self, name)) <= max(getattr(self, name)) <= high:
+                raise ValueError(f"{name} must be in 1..{high}, got {getattr(self, name)}")
         if min(self.conv_output_size()) < 1:
             raise ValueError(
                 f"input {self.input_height}x{self.input_width} is too small for the conv stack"
             )
 
     def _check_ranges(self) -> None:
-        if self.feature_size < 1:
-            raise ValueError(f"feature_size must be >= 1, got {self.feature_size}")
+        if not (16 <= self.input_height <= 1080 and 16 <= self.input_width <= 1920):
+            raise ValueError(
+                f"input must be in 16..1080 x 16..1920 px, got {self.input_height}x"
+                f"{self.input_width}"
+            )
+        if not 1 <= self.feature_size <= 1024:
+            raise ValueError(f"feature_size must be in 1..1024, got {self.feature_size}")
         if not 0.0 <= self.feature_dropout < 1.0:
             raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
-        if self.ncp_units < COMMAND_SIZE + 3:
-            raise ValueError(f"ncp_units must be >= {COMMAND_SIZE + 3}, got {self.ncp_units}")
+        if not COMMAND_SIZE + 3 <= self.ncp_units <= MAX_UNITS:
+            raise ValueError(
+                f"ncp_units must be >= {COMMAND_SIZE + 3} and <= {MAX_UNITS}, got {self.ncp_units}"
+            )
         if not 0.1 <= self.ncp_sparsity <= 0.9:
             raise ValueError(f"ncp_sparsity must be in [0.1, 0.9], got {self.ncp_sparsity}")
-        if not self.nominal_dt > 0:
-            raise ValueError(f"nominal_dt must be > 0 s, got {self.nominal_dt}")
-        if self.rnn_hidden < 0:
-            raise ValueError(f"rnn_hidden must be >= 0 (0 = match the CfC), got {self.rnn_hidden}")
+        if not 0 < self.nominal_dt <= 10:
+            raise ValueError(f"nominal_dt must be in (0, 10] s, got {self.nominal_dt}")
+        if not 0 <= self.rnn_hidden <= 4096:
+            raise ValueError(
+                f"rnn_hidden must be in 0..4096 (0 = match the CfC), got {self.rnn_hidden}"
+            )
+        if not 0 <= self.ncp_seed < 2**32:
+            raise ValueError(f"ncp_seed must be in 0..2**32-1, got {self.ncp_seed}")
+
+    def _check_size(self) -> None:
+        """The conv and feature weights fit a small edge policy (and this machine's memory)."""
+        ins, outs = (3, *self.conv_channels[:-1]), self.conv_channels
+        conv = sum(a * b * k * k for a, b, k in zip(ins, outs, self.conv_kernels, strict=True))
+        h, w = self.conv_output_size()
+        dense = outs[-1] * h * w * self.feature_size
+        if conv + dense > MAX_WEIGHTS:
+            raise ValueError(
+                f"conv ({conv:,}) + feature ({dense:,}) weights exceed {MAX_WEIGHTS:,}: the "
+                f"{h}x{w}x{outs[-1]} last conv map is too large (more stride, fewer channels)"
+            )
 
     def conv_output_size(self) -> tuple[int, int]:
         """(height, width) of the last conv map (padding k // 2 on every layer)."""

@@ -42,10 +42,22 @@ def _frames(shift: str, seed: int, size: tuple[int, int]) -> list[np.ndarray]:
     return [first, obs]
 
 
+def check_sheet(seeds: int, size: tuple[int, int], scale: int) -> None:
+    """ValueError unless the sheet is something to look at and fits in memory."""
+    if not 1 <= seeds <= 20:
+        raise ValueError(f"--seeds must be in 1..20 scenes per row, got {seeds}")
+    if not 1 <= scale <= 8:
+        raise ValueError(f"--scale must be in 1..8, got {scale}")
+    NavEnvConfig(height=size[0], width=size[1])  # its ValueError names the allowed sizes
+    if size[0] * size[1] * scale * scale * seeds > 8_000_000:
+        raise ValueError(f"a {size[0]}x{size[1]} sheet of {seeds} scenes at x{scale} is too big")
+
+
 def contact_sheet(
     shifts: Sequence[str], seeds: Sequence[int], size: tuple[int, int] = (72, 128), scale: int = 2
 ) -> np.ndarray:
     """An RGB image: a labelled row of frames per shift."""
+    check_sheet(len(seeds), size, scale)
     rows = []
     for shift in shifts:
         frames = [f for seed in seeds for f in _frames(shift, seed, size)]
@@ -60,10 +72,15 @@ def contact_sheet(
 
 
 def save_rgb(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an RGB image as PNG, atomically (the folder made if needed)."""
+    from edgeliquid.data import atomic_write
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     params = [cv2.IMWRITE_PNG_COMPRESSION, 9]
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
-        raise OSError(f"could not write image {path}")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ValueError(f"could not encode a {image.shape} image as PNG")
+    atomic_write(path, png.tobytes())
 
 
 @contextlib.contextmanager
