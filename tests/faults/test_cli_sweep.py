@@ -4,7 +4,8 @@ belongs (for folder outputs: a folder holding another kind of file under an outp
 fails with one stderr line, exit != 0, no traceback, the existing file unchanged, and before
 any work (the work functions are replaced by ones that fail the test if called).
 
-`run --sink csv:` and `run --record` belong to the daemon family and are swept there.
+`run --sink csv:` and `run --record` are swept here too (the daemon's own fault tests cover
+their other cases: the model as its own sink, --overwrite, a locked or unwritable folder).
 """
 
 import sys
@@ -21,6 +22,8 @@ from edgeliquid.cli import app  # noqa: E402
 runner = CliRunner()
 PRECIOUS = b"my notes: not an edgeliquid output\n"
 BENCH_JSON = REPO / "docs" / "bench" / "bench.json"
+SHIPPED = str(REPO / "models" / "nav_cfc.onnx")
+RUN = ["run", SHIPPED, "--source", "sim", "--duration", "0.3"]
 
 
 def no_work(*args, **kwargs):
@@ -69,6 +72,11 @@ FILE_OUTPUTS = {
         ".png",
         ["edgeliquid.bench.load_result", "edgeliquid.bench.run_bench"],
     ),
+    "run --sink csv:": (
+        [*RUN, "--sink", "csv:{out}"],
+        ".csv",
+        ["edgeliquid.runtime.daemon.Daemon.run"],
+    ),
 }
 DIR_OUTPUTS = {  # folder outputs; the file inside that case (c) plants under an output's name
     "collect --out": (
@@ -90,6 +98,11 @@ DIR_OUTPUTS = {  # folder outputs; the file inside that case (c) plants under an
         ["bench", "--quick", "--workdir", "{out}"],
         None,
         ["edgeliquid.bench.run_bench"],
+    ),
+    "run --record": (
+        [*RUN, "--sink", "null", "--record", "{out}"],
+        None,
+        ["edgeliquid.runtime.daemon.Daemon.run"],
     ),
 }
 
@@ -142,7 +155,7 @@ def test_file_outputs(tmp_path, monkeypatch, name, case):
 def test_folder_outputs(tmp_path, monkeypatch, name, case):
     argv, inside, work = DIR_OUTPUTS[name]
     if inside is None and case == "foreign file inside":
-        pytest.skip("bench --workdir writes only its own scratch files")
+        pytest.skip(f"{name} writes only its own files into an existing folder")
     block(monkeypatch, work)
     (tmp_path / "data").mkdir()  # train's input: never read, the check comes first
     existing = tmp_path / "notes.txt"
