@@ -48,8 +48,9 @@ def command(*args: Any, group: typer.Typer | None = None, **kwargs: Any) -> Call
                 return fn(*a, **kw)
             except EdgeLiquidError as e:
                 raise fail(str(e)) from None
-            except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-                raise fail(f"{e.strerror}: {e.filename}") from None
+            except OSError as e:  # a full disk, a missing or unreadable path: one line
+                where = f": {e.filename}" if e.filename else ""
+                raise fail(f"{e.strerror or e}{where}") from None
 
         return (group or app).command(*args, **kwargs)(wrapper)
 

@@ -63,8 +63,8 @@ class ExportOptions:
             raise ValueError(f"opset must be one of {OPSETS}, got {self.opset}")
         if not 1 <= self.steps <= 1024:
             raise ValueError(f"steps must be in [1, 1024], got {self.steps}")
-        if not self.atol > 0:
-            raise ValueError(f"atol must be > 0, got {self.atol}")
+        if not 0 < self.atol <= 1e-2:  # looser than 1e-2 would pass a graph that flies wrong
+            raise ValueError(f"atol must be in (0, 0.01], got {self.atol}")
 
 
 class FusedCfCCell(nn.Module):

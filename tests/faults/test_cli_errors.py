@@ -287,3 +287,26 @@ def test_bench_from_an_incomplete_json_is_one_line(tmp_path, result):
     path.write_text(json.dumps(result))
     line = one_error_line(runner.invoke(app, ["bench", "--from-json", str(path)]))
     assert "incomplete edgeliquid-bench/1 result" in line
+
+
+@pytest.mark.parametrize("atol", ["inf", "nan", "0", "0.5"])
+def test_export_refuses_a_tolerance_that_would_pass_anything(tmp_path, atol):
+    result = CliRunner().invoke(
+        app, ["export", str(tmp_path / "c.pt"), "-o", str(tmp_path / "m.onnx"), "--atol", atol]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"edgeliquid: error: atol must be in (0, 0.01], got {float(atol)}"
+    ]
+
+
+def test_an_os_error_in_a_command_is_one_line(tmp_path, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "x"))
+
+    monkeypatch.setattr("edgeliquid.evaluate.evaluate", disk_full)
+    result = CliRunner().invoke(app, ["eval", "expert", "--episodes", "1"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == [f"edgeliquid: error: No space left on device: {tmp_path / 'x'}"]
