@@ -23,17 +23,24 @@ class StopRequest:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.reason = ""
+        self._asked = False  # set by a signal handler, before the event is
 
     @property
     def requested(self) -> bool:
-        return self.event.is_set()
+        return self._asked or self.event.is_set()
 
     def stop(self, reason: str = "stop requested") -> None:
         self.reason = self.reason or reason
         self.event.set()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
-        self.stop(signal.Signals(signum).name)
+        # Not `event.set()` here: the handler runs in the main thread between bytecodes, maybe
+        # while that thread is inside `event.wait()` holding the event's (non-reentrant) lock;
+        # set() would then wait on it forever. A flag plus a helper thread that sets the event
+        # once the lock is free is safe at any point.
+        self._asked = True
+        self.reason = self.reason or signal.Signals(signum).name
+        threading.Thread(target=self.event.set, name="stop-signal", daemon=True).start()
 
 
 _early: tuple[StopRequest, dict] | None = None

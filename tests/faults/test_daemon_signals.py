@@ -168,3 +168,24 @@ def test_repeated_ctrl_c_during_shutdown_is_no_traceback_and_one_final_hold(mode
     assert proc.returncode == 0, err.decode()
     assert "Traceback" not in err.decode()
     assert [m["reason"] for m in msgs].count("shutdown") == 1 and is_hold(msgs[-1])
+
+
+def test_a_signal_while_the_loop_holds_the_stop_events_lock_does_not_deadlock():
+    """Found flying: SIGTERM landed while the pacing wait was inside `event.wait()`; the handler's
+    `event.set()` then waited forever on the lock its own thread held, and the daemon hung."""
+    import threading
+
+    from edgeliquid.runtime.stopping import StopRequest
+
+    request = StopRequest()
+
+    def loop_interrupted_inside_wait():
+        with request.event._cond:  # where the main thread is when the handler runs mid-wait
+            request._on_signal(signal.SIGTERM, None)
+
+    worker = threading.Thread(target=loop_interrupted_inside_wait, daemon=True)
+    worker.start()
+    worker.join(2.0)
+    assert not worker.is_alive(), "the signal handler blocked on the stop event's lock"
+    assert request.requested and request.reason == "SIGTERM"
+    assert request.event.wait(1.0)
