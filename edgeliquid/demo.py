@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeliquid.data import atomic_write
+from edgeliquid.episodes import atomic_write
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.paths import check_out_dir, check_out_file, is_png, json_with
 from edgeliquid.runtime.engine import OnnxPolicy

@@ -63,7 +63,8 @@ def _train_one(sweep: Sweep, arch: str, seed: int) -> dict[str, Any]:
     """Train one (arch, seed) unless its metrics.json exists; returns the metrics."""
     import torch
 
-    from edgeliquid.train import TrainConfig, train
+    from edgeliquid.training.config import TrainConfig
+    from edgeliquid.training.trainer import train
 
     run_dir = sweep.run_dir(arch, seed)
     if (run_dir / "metrics.json").is_file():
@@ -227,7 +228,7 @@ def _seed_table(table: dict[str, Any]) -> list[str]:
 
 def _collect_command(sweep: Sweep, data: dict[str, Any]) -> str:
     """The `edgeliquid collect` line that makes `--data` (read from its manifest if here)."""
-    from edgeliquid.data import read_manifest
+    from edgeliquid.episodes import read_manifest
     from edgeliquid.errors import EdgeLiquidError
 
     try:

@@ -12,7 +12,8 @@ import torch
 from tiny import TINY
 from typer.testing import CliRunner
 
-from edgeliquid import bench, bench_rows
+from edgeliquid.bench import report as bench
+from edgeliquid.bench import rows as bench_rows
 from edgeliquid.cli import app
 from edgeliquid.model import NavPolicy, save_checkpoint
 
@@ -185,7 +186,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
 
 
 def test_bench_modules_import_no_torch():
-    code = "import edgeliquid.bench, edgeliquid.bench_rows, sys; assert 'torch' not in sys.modules"
+    code = "import edgeliquid.bench.report, edgeliquid.bench.rows, sys; "
+    code += "assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

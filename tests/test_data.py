@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgeliquid import data
+from edgeliquid import episodes as data
 from edgeliquid.cli import app
-from edgeliquid.collect import CollectConfig, collect, record_episode
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.sim import NavEnv
 from edgeliquid.sim.expert import Expert
+from edgeliquid.training.collect import CollectConfig, collect, record_episode
 
 TINY = dict(height=18, width=32)
 

@@ -4,17 +4,15 @@ import numpy as np
 import pytest
 from onnx_fixtures import HEIGHT, STATE, WIDTH, write_model
 
+from edgeliquid import episodes as data
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.daemon import Daemon, DaemonConfig
 from edgeliquid.runtime.engine import OnnxPolicy
 from edgeliquid.runtime.recorder import FlightRecorder, replay
 from edgeliquid.runtime.service import fly
+from edgeliquid.runtime.simsource import SimSource, SimSourceConfig
 from edgeliquid.runtime.sinks import NullSink
 from edgeliquid.runtime.sources import FastClock
-
-data = pytest.importorskip("edgeliquid.data", reason="episode files are not in this tree yet")
-pytest.importorskip("edgeliquid.sim.env", reason="the simulator is not in this tree yet")
-from edgeliquid.runtime.simsource import SimSource, SimSourceConfig  # noqa: E402
 
 
 def record(model, folder, steps, chunk_steps):

@@ -14,9 +14,8 @@ from edgeliquid.runtime.sinks import (
     NullSink,
     StdoutSink,
     UdpSink,
-    open_sink,
-    parse_udp,
 )
+from edgeliquid.runtime.specs import open_sink, parse_udp
 
 FIELDS = {"seq", "t", "forward", "right", "down", "yaw_rate", "status", "reason", "latency_ms"}
 

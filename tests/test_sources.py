@@ -13,8 +13,8 @@ from edgeliquid.runtime.sources import (
     FastClock,
     FolderSource,
     OpenCVSource,
-    open_source,
 )
+from edgeliquid.runtime.specs import open_source
 
 
 def wait_for(predicate, timeout=3.0):

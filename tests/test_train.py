@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgeliquid.augment import AugmentConfig, Augmenter
-from edgeliquid.windows import (
+from edgeliquid.training.augment import AugmentConfig, Augmenter
+from edgeliquid.training.windows import (
     command_statistics,
     gather,
     make_windows,
@@ -163,7 +163,8 @@ def test_augment_config_rejects_bad_values():
 
 
 def test_metrics_json_is_plain():
-    from edgeliquid.train import TrainConfig, _plain
+    from edgeliquid.training.config import TrainConfig
+    from edgeliquid.training.trainer import _plain
 
     plain = _plain(TrainConfig(max_minutes=2.0))
     assert json.loads(json.dumps(plain)) == plain and plain["augment"]["noise_std"] == 0.05
@@ -176,7 +177,7 @@ H, W = 24, 32
 
 def _write_dataset(directory, episodes: int = 8, steps: int = 12, seed: int = 0):
     """Episodes whose label is readable from the frame: a bright bar's column → yaw rate."""
-    from edgeliquid import data
+    from edgeliquid import episodes as data
 
     rng = np.random.default_rng(seed)
     entries = []
@@ -205,7 +206,7 @@ def dataset(tmp_path_factory):
 
 
 def _config(**overrides):
-    from edgeliquid.train import TrainConfig
+    from edgeliquid.training.config import TrainConfig
 
     base = dict(epochs=2, seq_len=6, seq_shift=3, batch_size=4, lr=1e-2, val_fraction=0.25)
     return TrainConfig(**{**base, **overrides})
@@ -213,7 +214,7 @@ def _config(**overrides):
 
 @pytest.fixture(scope="module")
 def trained(dataset, tmp_path_factory):
-    from edgeliquid.train import train
+    from edgeliquid.training.trainer import train
 
     run_dir = tmp_path_factory.mktemp("run")
     return train(dataset, run_dir, _config(epochs=6), log=lambda line: None)
@@ -231,7 +232,7 @@ def test_short_run_lowers_loss_and_writes_run_files(trained):
 
 
 def test_checkpoint_stores_label_statistics_and_round_trips(trained, dataset, tmp_path):
-    from edgeliquid.data import load_dataset
+    from edgeliquid.episodes import load_dataset
     from edgeliquid.model import load_checkpoint, save_checkpoint
 
     model, ckpt = load_checkpoint(trained.best_path)
@@ -249,7 +250,7 @@ def test_checkpoint_stores_label_statistics_and_round_trips(trained, dataset, tm
 
 
 def test_same_seed_same_run(dataset, tmp_path):
-    from edgeliquid.train import train
+    from edgeliquid.training.trainer import train
 
     quiet = {"log": lambda line: None}
     a = train(dataset, tmp_path / "a", _config(epochs=1, seed=5), **quiet).metrics
@@ -260,7 +261,7 @@ def test_same_seed_same_run(dataset, tmp_path):
 
 
 def test_init_resumes_from_checkpoint_and_warns_on_arch(trained, dataset, tmp_path):
-    from edgeliquid.train import train
+    from edgeliquid.training.trainer import train
 
     lines = []
     config = _config(epochs=1, init=str(trained.last_path), arch="gru")
@@ -272,7 +273,7 @@ def test_init_resumes_from_checkpoint_and_warns_on_arch(trained, dataset, tmp_pa
 
 
 def test_fine_tune_reports_success_before_and_after(trained, dataset, tmp_path, monkeypatch):
-    import edgeliquid.train as training
+    import edgeliquid.training.trainer as training
 
     calls = []
 
@@ -289,7 +290,7 @@ def test_fine_tune_reports_success_before_and_after(trained, dataset, tmp_path, 
 
 
 def test_max_minutes_stops_early(dataset, tmp_path):
-    from edgeliquid.train import train
+    from edgeliquid.training.trainer import train
 
     result = train(dataset, tmp_path, _config(epochs=50, max_minutes=1e-6), log=lambda s: None)
     assert result.metrics["stopped_by_time"] and len(result.metrics["history"]) == 1
@@ -297,7 +298,7 @@ def test_max_minutes_stops_early(dataset, tmp_path):
 
 
 def test_lr_warms_up_then_decays():
-    from edgeliquid.train import _set_lr
+    from edgeliquid.training.trainer import _set_lr
 
     group = {"lr": 0.0}
     config = _config(lr=1e-2, lr_final=0.1, warmup_steps=4)

@@ -32,7 +32,7 @@ from torch import nn
 
 from edgeliquid import __version__
 from edgeliquid.contract import COMMAND_LIMITS, COMMAND_NAMES, COMMAND_UNITS, ModelMetadata
-from edgeliquid.data import atomic_write
+from edgeliquid.episodes import atomic_write
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.model.cfc import CfCCell, as_timespan
 from edgeliquid.model.flops import count_parameters

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from edgeliquid.data import atomic_write
+from edgeliquid.episodes import atomic_write
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.model.baselines import build_policy
 from edgeliquid.model.policy import NavPolicyConfig, PolicyBase
@@ -48,7 +48,7 @@ def _check_plain(value: Any, where: str) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, model: PolicyBase, **extra: Any) -> Path:
-    """Write `model` (+ `extra`) to `path` atomically (`edgeliquid.data.atomic_write`)."""
+    """Write `model` (+ `extra`) to `path` atomically (`edgeliquid.episodes.atomic_write`)."""
     clash = sorted(set(extra) & set(_RESERVED))
     if clash:
         raise ValueError(f"extra keys {clash} are reserved; choose other names")

@@ -3,7 +3,7 @@
 Every policy step is kept: the frame as the graph took it (already resized), the dt it was
 given, the recurrent state before the step and the raw command it returned (before clamping),
 plus the time stamp and the step's status in the episode's `meta`. Chunks of `chunk_steps`
-steps are written with `edgeliquid.data.save_episode` and listed in a `manifest.json` kept
+steps are written with `edgeliquid.episodes.save_episode` and listed in a `manifest.json` kept
 complete after every chunk, so `edgeliquid train DIR` can fine-tune on real flights (a crash
 loses at most the chunk in memory); a second flight into the same folder is appended.
 `replay()` feeds a recording back through an .onnx model and gets the same commands bit for
@@ -28,18 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeliquid import episodes
 from edgeliquid.errors import EdgeLiquidError
 
 log = logging.getLogger(__name__)
 LOCK_NAME = ".record.lock"  # flock'ed while a run records into the folder
-
-
-def _data_module():
-    try:
-        from edgeliquid import data
-    except ImportError as e:
-        raise EdgeLiquidError(f"--record needs edgeliquid.data (episode files): {e}") from None
-    return data
 
 
 class FlightRecorder:
@@ -49,7 +42,6 @@ class FlightRecorder:
         if chunk_steps < 1:
             raise ValueError(f"chunk_steps must be ≥ 1, got {chunk_steps}")
         self.folder = Path(folder)
-        self.data = _data_module()
         self.chunk_steps = chunk_steps
         meta = policy.metadata
         self.meta = {
@@ -62,7 +54,7 @@ class FlightRecorder:
         }
         height, width = policy.input_size
         self.meta["state_fields"] = [f"h{i}" for i in range(meta.state_size)]
-        self.manifest = self.data.new_manifest(
+        self.manifest = episodes.new_manifest(
             height=height, width=width, nominal_dt=meta.nominal_dt, shift="flight", seed=0
         ) | {"source": "flight", "complete": True}
         self.written = 0  # chunks handed to the writer
@@ -81,8 +73,8 @@ class FlightRecorder:
             self._unlock()
             raise EdgeLiquidError(f"cannot record into {self.folder}: {e.strerror}") from None
         try:
-            if (self.folder / self.data.MANIFEST).is_file():
-                self._continue(self.data.read_manifest(self.folder))
+            if (self.folder / episodes.MANIFEST).is_file():
+                self._continue(episodes.read_manifest(self.folder))
         except BaseException:
             self._unlock()
             raise
@@ -152,7 +144,7 @@ class FlightRecorder:
     def _episode(self, rows: list[tuple]):
         images, dts, states, commands, stamps, statuses = zip(*rows, strict=True)
         meta = self.meta | {"stamps": [float(s) for s in stamps], "status": list(statuses)}
-        return self.data.Episode(
+        return episodes.Episode(
             frames=np.stack(images).astype(np.uint8),
             commands=np.stack(commands).astype(np.float32),
             dt=np.asarray(dts, np.float32),
@@ -164,10 +156,10 @@ class FlightRecorder:
         while (item := self._queue.get()) is not None:
             index, rows = item
             try:
-                path = self.data.save_episode(self.folder, index, self._episode(rows))
+                path = episodes.save_episode(self.folder, index, self._episode(rows))
                 entry = {"index": index, "file": path.name, "steps": len(rows)}
                 self.manifest["episodes"].append(entry | {"outcome": "flight"})
-                self.data.write_manifest(self.folder, self.manifest)
+                episodes.write_manifest(self.folder, self.manifest)
             except (OSError, ValueError, EdgeLiquidError) as e:
                 log.warning("recorder could not write chunk %d: %s", index, e)
 

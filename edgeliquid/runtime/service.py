@@ -19,15 +19,15 @@ from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.daemon import HOLD, PX4_MIN_RATE_HZ, Daemon, DaemonConfig, RunStats
 from edgeliquid.runtime.engine import OnnxPolicy
 from edgeliquid.runtime.notify import Notifier
-from edgeliquid.runtime.sinks import CommandMessage, Sink, open_sink
+from edgeliquid.runtime.sinks import CommandMessage, Sink
 from edgeliquid.runtime.sources import (
     BackgroundOpen,
     Clock,
     FastClock,
     FrameSource,
     MonotonicClock,
-    open_source,
 )
+from edgeliquid.runtime.specs import open_sink, open_source
 from edgeliquid.runtime.stopping import StopRequest
 
 log = logging.getLogger(__name__)

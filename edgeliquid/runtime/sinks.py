@@ -5,7 +5,7 @@ values (forward, right, down m/s; yaw_rate rad/s, body FRD), the status (`ok`, `
 `degraded`), why (for anything but ok) and the policy step's latency. Sinks are small context
 managers; a sink that fails raises and the daemon logs it and keeps flying (the fail-safe
 ladder's last rung), so sinks never swallow their own errors. Network sinks default to
-loopback. `open_sink(spec)` maps the `--sink` argument to a sink.
+loopback. `runtime.specs.open_sink(spec)` maps the `--sink` argument to a sink.
 
 A sink never stalls the control loop: stdout (when it is a pipe or socket) and UDP are written
 without blocking, and a message that does not fit (a reader that stopped reading, a full
@@ -265,40 +265,3 @@ class CsvSink(Sink):
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def parse_udp(spec: str) -> tuple[str, int]:
-    """`udp://HOST:PORT` (HOST may be empty for loopback, or [v6]) → (host, port)."""
-    rest = spec.removeprefix("udp://")
-    host, sep, port = rest.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise EdgeLiquidError(f"bad UDP sink {spec!r}: expected udp://HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def open_sink(
-    spec: str,
-    stream: TextIO | None = None,
-    overwrite: bool = False,
-    protect: tuple[str | Path, ...] = (),
-) -> Sink:
-    """The sink for a `--sink` value: stdout, null, udp://H:P, csv:PATH, mavlink:CONN.
-
-    `overwrite` lets a csv sink replace an existing file; `protect` lists files (the model)
-    it must never write.
-    """
-    if spec == "stdout":
-        return StdoutSink(stream)
-    if spec == "null":
-        return NullSink()
-    if spec.startswith("udp://"):
-        return UdpSink(*parse_udp(spec))
-    if spec.startswith("csv:") and len(spec) > 4:
-        return CsvSink(spec[4:], overwrite=overwrite, protect=protect)
-    if spec.startswith("mavlink:") and len(spec) > 8:
-        from edgeliquid.runtime.mavlink import MavlinkSink
-
-        return MavlinkSink(spec[8:])
-    raise EdgeLiquidError(
-        f"no sink {spec!r}: expected stdout, udp://HOST:PORT, mavlink:CONN, csv:PATH or null"
-    )

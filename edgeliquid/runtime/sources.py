@@ -7,14 +7,13 @@ V4L2 device, URL, GStreamer pipeline) that drop out are reopened with exponentia
 the daemon holds; finite ones (video file, image folder) play once at their frame rate and then
 report `finished`.
 
-`open_source(spec)` maps the `--source` argument to a source; the simulator source lives in
-`edgeliquid.runtime.simsource`.
+`runtime.specs.open_source(spec)` maps the `--source` argument to a source (the simulator
+source lives in `runtime.simsource`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -365,25 +364,3 @@ class FolderSource(CaptureSource):
                 return _bgr_to_rgb(image)
             log.warning("skipping unreadable image %s", path)
         raise EndOfStream
-
-
-def open_source(spec: str, clock: Clock | None = None, fast: bool = False) -> FrameSource:
-    """The source for a `--source` value: sim[:SHIFT], a camera index, a path, a URL, a pipeline."""
-    if spec == "sim" or spec.startswith("sim:"):
-        from edgeliquid.runtime.simsource import SimSource, SimSourceConfig
-
-        shift = spec.partition(":")[2] or "none"
-        return SimSource(SimSourceConfig(shift=shift, fast=fast), clock=clock)
-    if spec.isdigit():
-        return OpenCVSource(int(spec), clock)
-    if re.match(r"^[a-z][a-z0-9+.-]*://", spec) or "!" in spec or spec.startswith("/dev/"):
-        return OpenCVSource(spec, clock)
-    path = Path(spec)
-    if path.is_dir():
-        return FolderSource(path, clock)
-    if path.is_file():
-        return OpenCVSource(str(path), clock)
-    raise EdgeLiquidError(
-        f"no source {spec!r}: expected sim, a camera index, /dev/videoN, a video file, "
-        "an image folder, a URL or a GStreamer pipeline"
-    )

@@ -73,7 +73,7 @@ def contact_sheet(
 
 def save_rgb(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an RGB image as PNG, atomically (the folder made if needed)."""
-    from edgeliquid.data import atomic_write
+    from edgeliquid.episodes import atomic_write
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     params = [cv2.IMWRITE_PNG_COMPRESSION, 9]

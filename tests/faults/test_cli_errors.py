@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))  # tests/faults has no conftest: reach tests/*.py
 from tiny import MICRO  # noqa: E402
 
-from edgeliquid import data  # noqa: E402
+from edgeliquid import episodes as data  # noqa: E402
 from edgeliquid.cli import app  # noqa: E402
 from edgeliquid.errors import EdgeLiquidError  # noqa: E402
 from edgeliquid.model import NavPolicy, NavPolicyConfig, load_checkpoint, save_checkpoint  # noqa: E402

@@ -60,17 +60,17 @@ FILE_OUTPUTS = {
     "bench --json": (
         ["bench", "--from-json", str(BENCH_JSON), "--json", "{out}"],
         ".json",
-        ["edgeliquid.bench.load_result", "edgeliquid.bench.run_bench"],
+        ["edgeliquid.bench.report.load_result", "edgeliquid.bench.report.run_bench"],
     ),
     "bench --markdown": (
         ["bench", "--from-json", str(BENCH_JSON), "--markdown", "{out}"],
         ".md",
-        ["edgeliquid.bench.load_result", "edgeliquid.bench.run_bench"],
+        ["edgeliquid.bench.report.load_result", "edgeliquid.bench.report.run_bench"],
     ),
     "bench --plot": (
         ["bench", "--quick", "--plot", "{out}"],
         ".png",
-        ["edgeliquid.bench.load_result", "edgeliquid.bench.run_bench"],
+        ["edgeliquid.bench.report.load_result", "edgeliquid.bench.report.run_bench"],
     ),
     "run --sink csv:": (
         [*RUN, "--sink", "csv:{out}"],
@@ -82,12 +82,12 @@ DIR_OUTPUTS = {  # folder outputs; the file inside that case (c) plants under an
     "collect --out": (
         ["collect", "--out", "{out}", "--episodes", "1", "--height", "18", "--width", "32"],
         "manifest.json",
-        ["edgeliquid.collect.record_episode"],
+        ["edgeliquid.training.collect.record_episode"],
     ),
     "train --out": (
         ["train", "{data}", "--out", "{out}", "--epochs", "1"],
         "best.pt",
-        ["edgeliquid.train.train"],
+        ["edgeliquid.training.trainer.train"],
     ),
     "demo --out": (
         ["demo", "--out", "{out}", "--episodes", "1"],
@@ -97,7 +97,7 @@ DIR_OUTPUTS = {  # folder outputs; the file inside that case (c) plants under an
     "bench --workdir": (
         ["bench", "--quick", "--workdir", "{out}"],
         None,
-        ["edgeliquid.bench.run_bench"],
+        ["edgeliquid.bench.report.run_bench"],
     ),
     "run --record": (
         [*RUN, "--sink", "null", "--record", "{out}"],

@@ -16,12 +16,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))  # tests/faults has no conftest: reach tests/*.py
 from tiny import TINY  # noqa: E402
 
-from edgeliquid import data  # noqa: E402
+from edgeliquid import episodes as data  # noqa: E402
 from edgeliquid.cli import app  # noqa: E402
-from edgeliquid.collect import CollectConfig, collect  # noqa: E402
 from edgeliquid.errors import EdgeLiquidError  # noqa: E402
 from edgeliquid.export import graph as export_graph  # noqa: E402
 from edgeliquid.model import NavPolicy, save_checkpoint  # noqa: E402
+from edgeliquid.training.collect import CollectConfig, collect  # noqa: E402
 
 runner = CliRunner()
 SMALL = dict(height=18, width=32)
@@ -219,7 +219,7 @@ def test_non_finite_intervals_and_states_are_refused(tmp_path, key, value):
 
 
 def test_a_run_with_no_finite_loss_reports_no_best_checkpoint(tmp_path, monkeypatch):
-    from edgeliquid import train
+    from edgeliquid.training import trainer as train
 
     loss = train.masked_loss
     monkeypatch.setattr(train, "masked_loss", lambda *a: loss(*a) * float("nan"))

@@ -17,8 +17,6 @@ from edgeliquid.errors import EdgeLiquidError  # noqa: E402
 from edgeliquid.runtime.engine import OnnxPolicy  # noqa: E402
 from edgeliquid.runtime.recorder import FlightRecorder  # noqa: E402
 
-pytest.importorskip("edgeliquid.data", reason="--record needs edgeliquid.data")
-
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):

@@ -25,7 +25,7 @@ import torch
 
 
 class EpisodeLike(Protocol):
-    """What windows need from an episode (`edgeliquid.data.Episode` fits)."""
+    """What windows need from an episode (`edgeliquid.episodes.Episode` fits)."""
 
     frames: np.ndarray  # uint8 [T, H, W, 3]
     commands: np.ndarray  # float32 [T, 4]

@@ -1,6 +1,6 @@
 """`edgeliquid bench`: where every microsecond of a control step goes, on this machine.
 
-Each row runs in a fresh subprocess on one thread (`edgeliquid.bench_rows`): torch, ncps and
+Each row runs in a fresh subprocess on one thread (`edgeliquid.bench.rows`): torch, ncps and
 LTC eager steps; ONNX Runtime on the fp32 step graph (dt input, dt fixed), the int8 graph and
 the unrolled graph (per step); the engine's `OnnxPolicy.step`; the daemon loop on replayed
 simulator frames. The compute floor is the policy's FLOPs per step over single-thread sgemm
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeliquid.bench_rows import export_graphs, onnx_facts, replay_frames, run_in_child
+from edgeliquid.bench.rows import export_graphs, onnx_facts, replay_frames, run_in_child
 from edgeliquid.errors import EdgeLiquidError
 
 Echo = Callable[[str], None]
@@ -303,7 +303,7 @@ def markdown(result: dict) -> str:
 
 def plot_cdf(result: dict, path: Path) -> bool:
     """Latency CDF of every measured row (log µs) with the floor; False without matplotlib."""
-    from edgeliquid.data import atomic_write
+    from edgeliquid.episodes import atomic_write
 
     try:
         import matplotlib
@@ -377,7 +377,7 @@ def check_outputs(json_path, plot_path, markdown_path, workdir) -> None:
 def write_outputs(result, table, json_path, plot_path, markdown_path, echo: Echo = print) -> None:
     """Write whichever of the JSON, the CDF plot and the markdown table were asked for
     (each atomically: an interrupted write leaves the earlier file)."""
-    from edgeliquid.data import atomic_write
+    from edgeliquid.episodes import atomic_write
 
     if json_path is not None:
         text = json.dumps(result, indent=1, ensure_ascii=False) + "\n"

@@ -8,7 +8,7 @@ baseline) to the expert's clean commands recorded by `edgeliquid collect`:
   goes to the model, so it learns from the irregular timing it will fly with;
 - MSE on normalised commands, the normalisation (mean/std of the training labels) stored in
   the model's `command_mean`/`command_std` buffers, so the checkpoint outputs physical units;
-- per-sequence photometric augmentation (`edgeliquid.augment`), validation split by episode,
+- per-sequence photometric augmentation (`training.augment`), validation split by episode,
   cosine learning-rate decay, gradient clipping, an optional wall-clock budget;
 - RUN_DIR gets best.pt (lowest validation loss), last.pt, metrics.json and curves.png.
 
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeliquid.augment import AugmentConfig, Augmenter
 from edgeliquid.errors import EdgeLiquidError
-from edgeliquid.model import ARCHS
-from edgeliquid.windows import (
+from edgeliquid.training.augment import Augmenter
+from edgeliquid.training.config import TrainConfig
+from edgeliquid.training.windows import (
     Tensors,
     WindowSet,
     command_statistics,
@@ -45,64 +45,6 @@ from edgeliquid.windows import (
 )
 
 Log = Callable[[str], None]
-MAX_SEQ_LEN = 256  # steps per window: 25.6 s at 10 Hz; 100000 was OOM-killed at 24 GB
-RUN_FILES = ("best.pt", "last.pt", "metrics.json", "curves.png")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run; defaults are the shipped model's recipe."""
-
-    arch: str | None = None  # cfc | lstm | gru | cnn (None: cfc, or the --init checkpoint's)
-    epochs: int = 14  # ~13 min on this shared 2-core machine for 300 episodes (budget: 15)
-    seed: int = 0  # weights, window order and augmentation
-    seq_len: int = 32  # 3.2 s at 10 Hz: long enough to see a turn settle, cheap to backprop
-    seq_shift: int = 16  # half-overlapping windows: every step seen twice, in two contexts
-    batch_size: int = 32  # windows per step: the recurrent loop's cost is per step, not per window
-    lr: float = 4e-3  # Adam; a ~20k-parameter net tolerates a larger step than the paper's 4.8e-4
-    lr_final: float = 0.05  # cosine decay to lr * lr_final by the last planned step
-    warmup_steps: int = 0  # linear lr warm-up over the first optimizer steps (0: none)
-    weight_decay: float = 0.0  # no decay: the net is tiny and augmentation regularises
-    grad_clip: float = 1.0  # global norm; recurrent nets spike on long windows
-    val_fraction: float = 0.1  # share of episodes held out for validation
-    max_minutes: float | None = None  # stop after this much training wall time (None: no cap)
-    augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
-    # torch intra-op threads. 1: on this shared 2-core machine the recurrent core's tiny ops
-    # ran 4x (idle) to 100x (busy) slower with 2; the second core prepares batches instead.
-    num_threads: int = 1
-    device: str = "cpu"  # cpu, or cuda for quick sweeps where a GPU exists
-    init: str | None = None  # checkpoint to fine-tune from (its model config wins)
-    eval_episodes: int = 0  # closed-loop episodes on shift none after training (0: skip)
-    eval_seed: int = 12345  # disjoint from data seeds: results are on unseen scenes
-
-    def __post_init__(self) -> None:
-        if self.arch is not None and self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
-        if self.seq_len > MAX_SEQ_LEN:
-            raise ValueError(
-                f"seq_len must be <= {MAX_SEQ_LEN} steps ({MAX_SEQ_LEN / 10:.1f} s at 10 Hz): "
-                f"backprop through longer windows needs memory in proportion, got {self.seq_len}"
-            )
-        positive = ("epochs", "seq_len", "seq_shift", "batch_size", "num_threads")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0 or not 0 < self.lr_final <= 1:
-            raise ValueError(
-                f"lr must be > 0 and lr_final in (0, 1], got {self.lr}, {self.lr_final}"
-            )
-        if self.weight_decay < 0 or self.grad_clip <= 0:
-            raise ValueError("weight_decay must be >= 0 and grad_clip > 0")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
-        if self.eval_episodes < 0:
-            raise ValueError(f"eval_episodes must be >= 0, got {self.eval_episodes}")
 
 
 @dataclass
@@ -187,7 +129,7 @@ def evaluate_loss(model: torch.nn.Module, windows: WindowSet, batch_size: int = 
 
 def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
     """Episodes and a short data summary for the metrics and the model card."""
-    from edgeliquid.data import load_dataset, read_manifest
+    from edgeliquid.episodes import load_dataset, read_manifest
 
     episodes = load_dataset(data_dir, require_finite=True)  # one NaN label: a NaN model
     manifest = read_manifest(data_dir)
@@ -274,7 +216,7 @@ def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
 
 
 def _write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
-    from edgeliquid.data import atomic_write
+    from edgeliquid.episodes import atomic_write
 
     atomic_write(run_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeliquid import data, pool
+from edgeliquid import episodes, pool
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.paths import check_out_dir
 from edgeliquid.pool import Stopped, stop_on_signals
@@ -97,7 +97,7 @@ class OrnsteinUhlenbeck:
         return self.value
 
 
-def record_episode(config: CollectConfig, index: int) -> data.Episode:
+def record_episode(config: CollectConfig, index: int) -> episodes.Episode:
     """One expert flight with noisy execution; labels are the clean commands."""
     from edgeliquid.sim import COMMAND_LIMITS, NavEnv
     from edgeliquid.sim.env import STATE_FIELDS, episode_seed
@@ -118,7 +118,7 @@ def record_episode(config: CollectConfig, index: int) -> data.Episode:
         "final_distance_m": info["distance"],
         "state_fields": [*STATE_FIELDS, *STATE_EXTRA],
     }
-    return data.Episode(
+    return episodes.Episode(
         frames=np.stack(frames),
         commands=np.stack(commands).astype(np.float32),
         dt=np.array(dts, np.float32),
@@ -150,14 +150,14 @@ def _fly(env: Any, expert: Any, noise: OrnsteinUhlenbeck, seed: int, hover_s: fl
 
 
 def _entry(index: int, meta: dict[str, Any]) -> dict[str, Any]:
-    name = data.episode_path(".", index).name
+    name = episodes.episode_path(".", index).name
     return {"index": index, "file": name, "steps": meta["steps"], "outcome": meta["outcome"]}
 
 
 def _record_and_save(job: tuple[Path, CollectConfig, int]) -> dict[str, Any]:
     out, config, index = job
     episode = record_episode(config, index)
-    data.save_episode(out, index, episode)
+    episodes.save_episode(out, index, episode)
     return _entry(index, {**episode.meta, "steps": episode.steps})
 
 
@@ -172,8 +172,8 @@ def check_out(out: str | Path, config: CollectConfig) -> Path:
     settings or episode files that are not ours; returns `out` as a Path."""
     out = check_out_dir(out, "--out")
     settings = config.settings()
-    if (out / data.MANIFEST).exists():
-        manifest = data.read_manifest(out)
+    if (out / episodes.MANIFEST).exists():
+        manifest = episodes.read_manifest(out)
         changed = [k for k, v in settings.items() if manifest.get(k) != v]
         if changed:
             diffs = ", ".join(f"{k} {manifest.get(k)!r} vs {settings[k]!r}" for k in changed)
@@ -181,23 +181,23 @@ def check_out(out: str | Path, config: CollectConfig) -> Path:
                 f"{out} holds a collect with other settings ({diffs}): "
                 "use another --out or the same settings"
             )
-    elif data.list_episodes(out):
-        raise EdgeLiquidError(f"{out} holds episode files but no {data.MANIFEST}: not ours")
+    elif episodes.list_episodes(out):
+        raise EdgeLiquidError(f"{out} holds episode files but no {episodes.MANIFEST}: not ours")
     return out
 
 
 def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int, dict]]:
     """The manifest to continue and the episodes already on disk (checked readable);
     `out` has passed `check_out`."""
-    manifest = data.new_manifest(**config.settings(), requested_episodes=config.episodes)
-    for name in ("episode_*.npz", data.MANIFEST):
-        data.remove_leftovers(out, name)
+    manifest = episodes.new_manifest(**config.settings(), requested_episodes=config.episodes)
+    for name in ("episode_*.npz", episodes.MANIFEST):
+        episodes.remove_leftovers(out, name)
     done = {}
-    for path in data.list_episodes(out):
-        index = data.episode_index(path)
+    for path in episodes.list_episodes(out):
+        index = episodes.episode_index(path)
         if index < config.episodes:
             try:
-                done[index] = _entry(index, data.episode_meta(path))
+                done[index] = _entry(index, episodes.episode_meta(path))
             except EdgeLiquidError:
                 path.unlink()  # cannot happen with atomic writes; recorded again below
     return manifest, done
@@ -214,7 +214,7 @@ def collect(
     out.mkdir(parents=True, exist_ok=True)
     manifest, done = _resume(out, config)
     manifest["episodes"] = [done[i] for i in sorted(done)]
-    data.write_manifest(out, manifest)
+    episodes.write_manifest(out, manifest)
     if progress and done:
         progress(len(done))
     todo = [(out, config, i) for i in range(config.episodes) if i not in done]
@@ -225,14 +225,14 @@ def collect(
                 if progress:
                     progress(1)
         except Stopped as e:
-            kept = len(data.list_episodes(out))
+            kept = len(episodes.list_episodes(out))
             raise Stopped(
                 f"{e}: {kept} of {config.episodes} episodes are in {out}; "
                 "rerun the same command to resume"
             ) from None
     manifest["episodes"] = [done[i] for i in sorted(done)]
     manifest["complete"] = True
-    data.write_manifest(out, manifest)
+    episodes.write_manifest(out, manifest)
     return manifest
 
 

@@ -1,7 +1,7 @@
 """Benchmark rows: their inputs (made once by the parent) and their measurement (one process each).
 
 The parent (`edgeliquid.bench`) exports the graphs and records replay frames here, then runs
-each row with `run_in_child`: a fresh `python -m edgeliquid.bench_rows SPEC OUT`, so the peak
+each row with `run_in_child`: a fresh `python -m edgeliquid.bench.rows SPEC OUT`, so the peak
 RSS is that row's alone and no row warms another's caches or allocator. SPEC is a JSON file
 naming the row and its inputs; OUT receives `{"samples_us": [...], "peak_rss_kib": n,
 "extra": {...}}`, one sample per control step after warm-up. The child's environment sets
@@ -314,7 +314,7 @@ def run_in_child(spec: dict, workdir: Path, timeout_s: float = 900.0) -> dict:
     root = str(Path(__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, **ONE_THREAD, "PYTHONPATH": path}
-    command = [sys.executable, "-m", "edgeliquid.bench_rows", str(spec_path), str(out_path)]
+    command = [sys.executable, "-m", "edgeliquid.bench.rows", str(spec_path), str(out_path)]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -1,0 +1,5 @@
+"""`python -m edgeliquid.cli`."""
+
+from edgeliquid.cli import app
+
+app()

@@ -1,0 +1,55 @@
+"""`edgeliquid collect`: expert flights as episode files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeliquid.cli.app import config_of, guarded
+
+
+@guarded
+def collect_command(
+    out: Annotated[Path, typer.Option(help="Episodes folder; rerun to resume an interrupted one.")],
+    episodes: Annotated[int, typer.Option(help="Episodes to record.")],
+    seed: Annotated[int, typer.Option(help="Episode i's scene comes from (seed, i) only.")] = 0,
+    shift: Annotated[str, typer.Option(help="Shift name(s), e.g. none or winter+noise.")] = "none",
+    dt_jitter: Annotated[
+        float, typer.Option(help="Frame-interval variation: dt in 0.1 s x [1-F, 1+F].")
+    ] = 0.0,
+    action_noise: Annotated[
+        float, typer.Option(help="Smooth noise on the flown command, share of each limit.")
+    ] = 0.15,
+    hover: Annotated[
+        float, typer.Option(help="Seconds recorded after the expert arrives (stop + hover).")
+    ] = 2.0,
+    workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
+    height: Annotated[int, typer.Option(help="Frame height: the policy's input.")] = 72,
+    width: Annotated[int, typer.Option(help="Frame width: the policy's input.")] = 128,
+) -> None:
+    """Record expert flights (noisy execution, clean labels) as episode files."""
+    from edgeliquid.training.collect import CollectConfig, check_out, collect
+
+    config = config_of(
+        CollectConfig,
+        episodes=episodes,
+        seed=seed,
+        shift=shift,
+        dt_jitter=dt_jitter,
+        action_noise=action_noise,
+        hover_s=hover,
+        workers=workers,
+        height=height,
+        width=width,
+    )
+    check_out(out, config)
+    with typer.progressbar(length=episodes, label="collect", file=sys.stderr) as bar:
+        manifest = collect(out, config, progress=bar.update)
+    entries = manifest["episodes"]
+    successes = sum(e["outcome"] == "success" for e in entries)
+    steps = sum(e["steps"] for e in entries)
+    typer.echo(f"{len(entries)} episodes, {steps} frames; expert success {successes}")
+    typer.echo(f"wrote {out / 'manifest.json'}")

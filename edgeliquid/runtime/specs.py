@@ -1,0 +1,74 @@
+"""`--source` and `--sink` strings → source and sink objects.
+
+The factories live here, apart from the base classes, so no base module imports its own
+subclasses (`sources` ← `simsource`, `sinks` ← `mavlink` run one way). The simulator and
+pymavlink are only imported when a spec names them: `SimSource` and `MavlinkSink` import their
+heavy parts lazily themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TextIO
+
+from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.runtime.mavlink import MavlinkSink
+from edgeliquid.runtime.simsource import SimSource, SimSourceConfig
+from edgeliquid.runtime.sinks import CsvSink, NullSink, Sink, StdoutSink, UdpSink
+from edgeliquid.runtime.sources import Clock, FolderSource, FrameSource, OpenCVSource
+
+
+def open_source(spec: str, clock: Clock | None = None, fast: bool = False) -> FrameSource:
+    """The source for a `--source` value: sim[:SHIFT], a camera index, a path, a URL, a pipeline."""
+    if spec == "sim" or spec.startswith("sim:"):
+        shift = spec.partition(":")[2] or "none"
+        return SimSource(SimSourceConfig(shift=shift, fast=fast), clock=clock)
+    if spec.isdigit():
+        return OpenCVSource(int(spec), clock)
+    if re.match(r"^[a-z][a-z0-9+.-]*://", spec) or "!" in spec or spec.startswith("/dev/"):
+        return OpenCVSource(spec, clock)
+    path = Path(spec)
+    if path.is_dir():
+        return FolderSource(path, clock)
+    if path.is_file():
+        return OpenCVSource(str(path), clock)
+    raise EdgeLiquidError(
+        f"no source {spec!r}: expected sim, a camera index, /dev/videoN, a video file, "
+        "an image folder, a URL or a GStreamer pipeline"
+    )
+
+
+def parse_udp(spec: str) -> tuple[str, int]:
+    """`udp://HOST:PORT` (HOST may be empty for loopback, or [v6]) → (host, port)."""
+    rest = spec.removeprefix("udp://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise EdgeLiquidError(f"bad UDP sink {spec!r}: expected udp://HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def open_sink(
+    spec: str,
+    stream: TextIO | None = None,
+    overwrite: bool = False,
+    protect: tuple[str | Path, ...] = (),
+) -> Sink:
+    """The sink for a `--sink` value: stdout, null, udp://H:P, csv:PATH, mavlink:CONN.
+
+    `overwrite` lets a csv sink replace an existing file; `protect` lists files (the model)
+    it must never write.
+    """
+    if spec == "stdout":
+        return StdoutSink(stream)
+    if spec == "null":
+        return NullSink()
+    if spec.startswith("udp://"):
+        return UdpSink(*parse_udp(spec))
+    if spec.startswith("csv:") and len(spec) > 4:
+        return CsvSink(spec[4:], overwrite=overwrite, protect=protect)
+    if spec.startswith("mavlink:") and len(spec) > 8:
+        return MavlinkSink(spec[8:])
+    raise EdgeLiquidError(
+        f"no sink {spec!r}: expected stdout, udp://HOST:PORT, mavlink:CONN, csv:PATH or null"
+    )

@@ -1,0 +1,67 @@
+"""`TrainConfig`: one training run, validated; the defaults are the shipped model's recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgeliquid.model.policy import ARCHS
+from edgeliquid.training.augment import AugmentConfig
+
+MAX_SEQ_LEN = 256  # steps per window: 25.6 s at 10 Hz; 100000 was OOM-killed at 24 GB
+RUN_FILES = ("best.pt", "last.pt", "metrics.json", "curves.png")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run; defaults are the shipped model's recipe."""
+
+    arch: str | None = None  # cfc | lstm | gru | cnn (None: cfc, or the --init checkpoint's)
+    epochs: int = 14  # ~13 min on this shared 2-core machine for 300 episodes (budget: 15)
+    seed: int = 0  # weights, window order and augmentation
+    seq_len: int = 32  # 3.2 s at 10 Hz: long enough to see a turn settle, cheap to backprop
+    seq_shift: int = 16  # half-overlapping windows: every step seen twice, in two contexts
+    batch_size: int = 32  # windows per step: the recurrent loop's cost is per step, not per window
+    lr: float = 4e-3  # Adam; a ~20k-parameter net tolerates a larger step than the paper's 4.8e-4
+    lr_final: float = 0.05  # cosine decay to lr * lr_final by the last planned step
+    warmup_steps: int = 0  # linear lr warm-up over the first optimizer steps (0: none)
+    weight_decay: float = 0.0  # no decay: the net is tiny and augmentation regularises
+    grad_clip: float = 1.0  # global norm; recurrent nets spike on long windows
+    val_fraction: float = 0.1  # share of episodes held out for validation
+    max_minutes: float | None = None  # stop after this much training wall time (None: no cap)
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
+    # torch intra-op threads. 1: on this shared 2-core machine the recurrent core's tiny ops
+    # ran 4x (idle) to 100x (busy) slower with 2; the second core prepares batches instead.
+    num_threads: int = 1
+    device: str = "cpu"  # cpu, or cuda for quick sweeps where a GPU exists
+    init: str | None = None  # checkpoint to fine-tune from (its model config wins)
+    eval_episodes: int = 0  # closed-loop episodes on shift none after training (0: skip)
+    eval_seed: int = 12345  # disjoint from data seeds: results are on unseen scenes
+
+    def __post_init__(self) -> None:
+        if self.arch is not None and self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.seq_len > MAX_SEQ_LEN:
+            raise ValueError(
+                f"seq_len must be <= {MAX_SEQ_LEN} steps ({MAX_SEQ_LEN / 10:.1f} s at 10 Hz): "
+                f"backprop through longer windows needs memory in proportion, got {self.seq_len}"
+            )
+        positive = ("epochs", "seq_len", "seq_shift", "batch_size", "num_threads")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not 0 < self.lr_final <= 1:
+            raise ValueError(
+                f"lr must be > 0 and lr_final in (0, 1], got {self.lr}, {self.lr_final}"
+            )
+        if self.weight_decay < 0 or self.grad_clip <= 0:
+            raise ValueError("weight_decay must be >= 0 and grad_clip > 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if self.eval_episodes < 0:
+            raise ValueError(f"eval_episodes must be >= 0, got {self.eval_episodes}")
