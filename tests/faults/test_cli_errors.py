@@ -20,7 +20,6 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))  # tests/faults has no conftest: reach tests/*.py
 from tiny import MICRO  # noqa: E402
 
 from edgeliquid import episodes as data  # noqa: E402

@@ -8,14 +8,12 @@ any work (the work functions are replaced by ones that fail the test if called).
 their other cases: the model as its own sink, --overwrite, a locked or unwritable folder).
 """
 
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))  # tests/faults has no conftest: reach tests/*.py
 
 from edgeliquid.cli import app  # noqa: E402
 

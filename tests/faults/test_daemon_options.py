@@ -1,7 +1,6 @@
 """Issue 10, daemon options: --duration, --max-frame-age and --rate are bounded to what a
 vehicle can fly with, MAVLink below PX4's 2 Hz warns, and a stop is immediate at any rate."""
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -11,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))  # tests/faults has no conftest: reach tests/*.py
 from onnx_fixtures import HEIGHT, WIDTH, write_model  # noqa: E402
 
 from edgeliquid.cli import app  # noqa: E402

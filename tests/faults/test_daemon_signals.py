@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))  # tests/faults has no conftest: reach tests/*.py
 from onnx_fixtures import write_model  # noqa: E402
 
 HOLD = {"forward": 0.0, "right": 0.0, "down": 0.0, "yaw_rate": 0.0, "status": "hold"}

@@ -3,7 +3,6 @@ symlink, a failed export or int8 refusal keeps the existing files byte for byte,
 is refused at load and no missing or stale checkpoint is reported as the result."""
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import torch
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))  # tests/faults has no conftest: reach tests/*.py
 from tiny import TINY  # noqa: E402
 
 from edgeliquid import episodes as data  # noqa: E402

@@ -2,14 +2,12 @@
 that cannot take episodes stops `run --record` before it flies, in one line."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))  # tests/faults has no conftest: reach tests/*.py
 from onnx_fixtures import write_model  # noqa: E402
 
 from edgeliquid.cli import app  # noqa: E402

@@ -193,7 +193,7 @@ def test_bench_modules_import_no_torch():
 
 def test_readme_table_is_the_committed_run():
     """The README's Performance table is `markdown()` of docs/bench/bench.json, not hand-edited."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text()
     start = readme.index("\n", readme.index("<!-- bench table:")) + 1
     block = readme[start : readme.index("<!-- end bench table -->")].strip()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from onnx_fixtures import write_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "scripts" / "edgeliquid.service"
 DOCKERFILE = REPO / "Dockerfile.jetson"
 

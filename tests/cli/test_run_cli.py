@@ -22,7 +22,7 @@ from edgeliquid.runtime.sources import FastClock
 pytest.importorskip("edgeliquid.sim.env", reason="the simulator is not in this tree yet")
 from edgeliquid.runtime.simsource import SimSource, SimSourceConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def edgeliquid(*args, **kwargs):

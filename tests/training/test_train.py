@@ -377,7 +377,7 @@ def _compare_module():
     import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "compare_archs.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "compare_archs.py"
     spec = importlib.util.spec_from_file_location("compare_archs", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
