@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark as a script: `python scripts/benchmark.py [MODEL] --json out.json --plot cdf.png`.
 
-The same as `edgeliquid bench` (see `edgeliquid bench --help`; the code is edgeliquid/bench.py),
+The same as `edgeliquid bench` (see `edgeliquid bench --help`; code: edgeliquid/bench/),
 runnable from a checkout without installing the package.
 """
 
