@@ -131,6 +131,9 @@ def test_soak_20000_steps_keeps_memory_flat(model):
         stats = Daemon(policy, source, sink, config, clock=clock).run()
         growth_mb = (_rss_kib() - before) / 1024
     print(f"soak: {stats.ticks} ticks, {source.episodes} episodes, RSS growth {growth_mb:.2f} MB")
-    assert stats.steps == 20_000 and stats.holds == 1  # only the final hold
+    # A memory test, not a timing one: on a loaded machine a step may miss its wall-clock
+    # budget now and then (an "overrun" hold); any other hold reason is a failure.
+    assert set(stats.reasons) <= {"overrun", "shutdown"}, stats.reasons
+    assert stats.reasons["shutdown"] == 1 and stats.steps >= 19_800
     assert growth_mb < 5.0
     assert np.isfinite(sink.last.command).all()
