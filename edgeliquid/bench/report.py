@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,16 +130,19 @@ def resolve_model(model: Path | None, workdir: Path) -> tuple[Path, str]:
 def prepare(model: Path, workdir: Path, config: BenchConfig, echo: Echo):
     """(model facts, {row: (file, why not)}, replay frames file, how the frames were made)."""
     if model.suffix == ".onnx":
-        info = onnx_facts(model)
+        info: dict[str, Any] = onnx_facts(model)
         needs = "needs a checkpoint (MODEL is an .onnx file)"
-        graphs = {key: (None, needs) for key in ROWS if key not in GRAPH_OF}
+        graphs: dict[str, tuple[Path | None, str]] = {
+            key: (None, needs) for key in ROWS if key not in GRAPH_OF
+        }
         graphs["onnx_step"] = (model, "")
     else:
         steps = (config.unrolled_steps, config.calibration_steps)
         info, graphs = export_graphs(model, workdir, *steps, echo)
         graphs |= {key: (model, "") for key in TORCH_ROWS}
     graphs |= {key: graphs[source] for key, source in GRAPH_OF.items()}
-    frames, dts, note = replay_frames(*info["input"], config.replay_frames)
+    height, width = info["input"]
+    frames, dts, note = replay_frames(height, width, config.replay_frames)
     np.savez(workdir / "replay.npz", frames=frames, dts=dts)
     return info, graphs, workdir / "replay.npz", note
 
@@ -151,7 +155,7 @@ def summarize(key: str, result: dict, path: Path | None) -> dict:
     row = not_measured(key, "ok", "") | dict(p50_us=p50, p90_us=p90, p99_us=p99)
     row |= dict(mean_us=float(samples.mean()), steps_per_s=1e6 / float(samples.mean()))
     row |= dict(samples=int(samples.size), peak_rss_mib=result["peak_rss_kib"] / 1024)
-    row["file_bytes"] = path.stat().st_size if is_graph else None
+    row["file_bytes"] = path.stat().st_size if is_graph and path is not None else None
     row["cdf_us"] = [round(float(x), 2) for x in np.percentile(samples, np.arange(101))]
     return row | {"extra": result["extra"]}
 
@@ -190,7 +194,7 @@ def _measure(key: str, graphs: dict, frames: Path, config: BenchConfig, workdir:
     path, problem = graphs[key]
     if path is None:
         return not_measured(key, "skipped" if "needs" in problem else "failed", problem)
-    spec = dict(row=key, frames=str(frames), checkpoint=str(path), onnx=str(path))
+    spec: dict[str, Any] = dict(row=key, frames=str(frames), checkpoint=str(path), onnx=str(path))
     spec |= dict(warmup=config.warmup, iterations=config.iterations)
     try:
         return summarize(key, run_in_child(spec, workdir), path)
@@ -219,7 +223,9 @@ def run_bench(
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="elbench-")))
         workdir.mkdir(parents=True, exist_ok=True)
         created = datetime.datetime.now().isoformat(timespec="seconds")
-        result = dict(schema=SCHEMA, created=created, machine=machine_info(), versions=versions())
+        result: dict[str, Any] = dict(
+            schema=SCHEMA, created=created, machine=machine_info(), versions=versions()
+        )
         result["settings"] = dataclasses.asdict(config)
         load = result["machine"]["load_avg_start"][0]
         if load >= 0.5:  # a quiet machine sits near 0

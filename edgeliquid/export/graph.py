@@ -79,8 +79,8 @@ class FusedCfCCell(nn.Module):
         super().__init__()
         self.mode, self.size, self.fixed = cell.mode, cell.hidden_size, fixed_ts is not None
         self.backbone = cell.backbone
-        weights = [cell.ff1.weight, cell.ff2.weight]
-        biases = [cell.ff1.bias, cell.ff2.bias]
+        weights: list[torch.Tensor] = [cell.ff1.weight, cell.ff2.weight]
+        biases: list[torch.Tensor] = [cell.ff1.bias, cell.ff2.bias]
         if fixed_ts is None:
             weights += [cell.time_a.weight, cell.time_b.weight]
             biases += [cell.time_a.bias, cell.time_b.bias]
@@ -227,6 +227,8 @@ def to_onnx(graph: nn.Module, inputs: tuple, options: ExportOptions) -> onnx.Mod
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)
+    if program is None:  # torch returns None only when asked to write a file itself
+        raise EdgeLiquidError("ONNX export produced no program")
     return program.model_proto
 
 

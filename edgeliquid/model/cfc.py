@@ -73,6 +73,8 @@ def _build_backbone(
 class CfCCell(nn.Module):
     """One CfC step: `forward(input[B,I], hx[B,H], ts) -> (h'[B,H], h'[B,H])`, as ncps."""
 
+    sparsity_mask: torch.Tensor | None  # buffer (declared for the type checker)
+
     def __init__(
         self,
         input_size: int,

@@ -10,8 +10,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from edgeliquid.model.policy import PolicyBase
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -30,7 +35,7 @@ def _layer_flops(module: nn.Module, output: torch.Tensor) -> int:
     return per_sample  # elementwise activation
 
 
-def estimate_flops(model: nn.Module) -> int:
+def estimate_flops(model: PolicyBase) -> int:
     """FLOPs of one `model.step` for one sample (see the module docstring for what counts)."""
     config = model.config
     counted = (nn.Conv2d, nn.Linear, nn.ReLU, nn.Tanh)
@@ -55,7 +60,7 @@ def estimate_flops(model: nn.Module) -> int:
     return sum(total) + feature_tanh + model.core_flops()
 
 
-def policy_summary(model: nn.Module) -> dict[str, str]:
+def policy_summary(model: PolicyBase) -> dict[str, str]:
     """What `edgeliquid info` prints: arch, input, parameters, MFLOP per step, state, dt."""
     config = model.config
     return {

@@ -171,6 +171,9 @@ class NavPolicyConfig:
 class ConvHead(nn.Module):
     """uint8 RGB [N,H,W,3] → features [N,F]: cast, normalise, NHWC→NCHW, convs, dense."""
 
+    pixel_scale: torch.Tensor  # buffers (declared for the type checker)
+    pixel_shift: torch.Tensor
+
     def __init__(self, config: NavPolicyConfig) -> None:
         super().__init__()
         mean = torch.tensor(config.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -201,6 +204,9 @@ class PolicyBase(nn.Module):
     """Conv head + a recurrent core + command scaling; subclasses define `core`."""
 
     core_summary = ""
+    command_mean: torch.Tensor  # buffers (declared for the type checker)
+    command_std: torch.Tensor
+    readout: nn.Module  # set by each architecture
 
     def __init__(self, config: NavPolicyConfig) -> None:
         super().__init__()

@@ -256,7 +256,7 @@ class Daemon:
         now = self.clock.now()
         frame = self.source.latest()
         fault = self._frame_fault(frame, now)
-        if fault:
+        if fault or frame is None:
             return HOLD, "hold", fault, 0.0
         if frame.index == self._last_index:
             return self._last

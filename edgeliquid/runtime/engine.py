@@ -198,5 +198,5 @@ class OnnxPolicy:
             self._dt[0, 0] = self.metadata.nominal_dt if dt is None else dt
             feed["dt"] = self._dt
         command, state_out = self.session.run(["command", "state_out"], feed)
-        self._state = np.asarray(state_out, np.float32).reshape(self._state.shape)
+        self._state = np.asarray(state_out, np.float32).reshape(1, -1)
         return np.asarray(command, np.float32).reshape(4).copy()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.sinks import CommandMessage, Sink
@@ -93,7 +94,7 @@ class MavlinkSink(Sink):
         self.clock = clock
         self.name = f"mavlink:{conn}"
         self.mask = velocity_yaw_rate_mask()
-        self._link = None
+        self._link: Any = None  # the pymavlink connection once open
         self._started = 0.0
         self._last_heartbeat = -float("inf")
 

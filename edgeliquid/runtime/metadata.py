@@ -116,7 +116,7 @@ def _entry(payload: memoryview) -> tuple[str, str]:
             raise EdgeLiquidError(
                 "model metadata has a malformed entry (field repeated or unknown)"
             )
-        seen[field] = bytes(value)  # type: ignore[arg-type]
+        seen[field] = bytes(value)
     try:
         return seen[1].decode(), seen.get(2, b"").decode()
     except KeyError:
@@ -183,7 +183,7 @@ def _external_tensor(data: memoryview) -> str | None:
     name, external = "", False
     for field, wire, _, _, value in _fields(data):
         if field == _TENSOR_NAME and wire == 2:
-            name = bytes(value).decode(errors="replace")  # type: ignore[arg-type]
+            name = bytes(value).decode(errors="replace")
         elif field == _EXTERNAL_DATA or (field == _DATA_LOCATION and (wire, value) != (0, 0)):
             external = True
     return (name or "<unnamed>") if external else None

@@ -123,6 +123,6 @@ def fly(
         stats = daemon.run()
     if stop.requested:
         log.info("stopped by %s", stop.reason)
-    elif getattr(frames, "error", None) is not None:  # the source failed after the loop began
-        raise frames.error
+    elif (error := getattr(frames, "error", None)) is not None:  # failed after the loop began
+        raise error
     return stats

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,9 @@ def _make_env(config: SimSourceConfig):
         from edgeliquid.sim.env import NavEnv, NavEnvConfig
     except ImportError as e:
         raise EdgeLiquidError(f"the simulator is not available: {e}") from None
-    sizes = {k: v for k, v in (("height", config.height), ("width", config.width)) if v}
+    sizes: dict[str, Any] = {
+        k: v for k, v in (("height", config.height), ("width", config.width)) if v
+    }
     try:
         return NavEnv(NavEnvConfig(shift=config.shift, **sizes))
     except ValueError as e:
@@ -63,7 +66,7 @@ class SimSource(FrameSource):
         self.name = f"sim:{self.config.shift}"
         self.episodes = 0  # episodes started so far
         self.last_info: dict = {}
-        self._env = None
+        self._env: Any = None  # the NavEnv once open
         self._command = np.zeros(4, np.float32)
         self._stepped = True  # fast mode: no command since the last env step
         self._stop = threading.Event()

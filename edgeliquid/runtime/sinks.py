@@ -26,7 +26,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class CommandMessage:
 
     seq: int
     t: float  # the daemon's monotonic clock, seconds
-    command: tuple[float, float, float, float]  # forward, right, down (m/s), yaw_rate (rad/s)
+    command: tuple[float, ...]  # 4 values: forward, right, down (m/s), yaw_rate (rad/s)
     status: str  # ok | hold | degraded
     reason: str = ""  # why the status is not ok, e.g. "stale_frame", "nonfinite", "shutdown"
     latency_ms: float = 0.0  # the policy step's wall time (0 when no step ran)
@@ -184,7 +184,7 @@ class UdpSink(Sink):
         self._addr = addr
 
     def send(self, message: CommandMessage) -> None:
-        if self._sock is None:
+        if self._sock is None or self._addr is None:
             raise OSError(f"{self.name} is not open")
         try:
             self._sock.sendto(message.to_json().encode(), self._addr)
@@ -216,7 +216,7 @@ class CsvSink(Sink):
         self.flush_every = flush_every
         self.overwrite, self.protect = overwrite, tuple(Path(p) for p in protect)
         self._file: TextIO | None = None
-        self._writer = None
+        self._writer: Any = None  # csv.writer once open
         self._rows = 0
 
     def check(self) -> None:

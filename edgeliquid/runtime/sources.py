@@ -241,7 +241,7 @@ class BackgroundOpen(FrameSource):
             raise self.error
 
     @property
-    def finished(self) -> bool:  # type: ignore[override]
+    def finished(self) -> bool:
         if self._opened.is_set():
             return self.source.finished
         if self.error is None and time.monotonic() - self._started > self.timeout_s:
@@ -253,7 +253,7 @@ class BackgroundOpen(FrameSource):
         pass  # FrameSource.__init__ sets it; here it is derived
 
     @property
-    def lost(self) -> bool:  # type: ignore[override]
+    def lost(self) -> bool:
         return self._opened.is_set() and self.source.lost
 
     @lost.setter

@@ -29,7 +29,7 @@ from edgeliquid.sim.shifts import SensorEffects, Timing, parse_shift
 try:  # gymnasium is a dev extra: the runtime-only install (make demo, run --source sim) lacks it
     import gymnasium as gym
 except ImportError:
-    gym = None
+    gym = None  # type: ignore[assignment]
 
 STATE_FIELDS = ("x", "y", "z", "yaw", "vx", "vy", "vz", "yaw_rate")
 OUTCOMES = ("success", "collision", "out_of_bounds", "timeout")

@@ -10,6 +10,7 @@ move smoothly. Haze blends everything toward the fog colour with distance.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -132,7 +133,7 @@ class Renderer:
         xy = np.concatenate([scene.target[None, :2], scene.distractors[:, :2]])
         extent = np.concatenate([[TARGET_RADIUS], scene.distractors[:, 2]])
         idx, depth, lateral = self._project(xy, extent, camera)
-        items = []
+        items: list[tuple[float, Callable[..., None], tuple]] = []
         for i in idx.tolist():
             d = float(depth[i])
             scale = self.focal / d
@@ -208,14 +209,14 @@ def _paint_conifer(img: np.ndarray, g: list, col: list, snow: bool) -> None:
 def _paint_target(
     img: np.ndarray, pole: tuple, pole_color: tuple, sphere: tuple, highlight: tuple | None
 ) -> None:
-    cv2.rectangle(img, *pole, pole_color, -1, cv2.LINE_8, SUB)
-    cv2.circle(img, *sphere, -1, cv2.LINE_AA, SUB)
+    cv2.rectangle(img, *pole, pole_color, -1, cv2.LINE_8, SUB)  # type: ignore[call-overload]
+    cv2.circle(img, *sphere, -1, cv2.LINE_AA, SUB)  # type: ignore[call-overload]
     if highlight is not None:
-        cv2.circle(img, *highlight, -1, cv2.LINE_AA, SUB)
+        cv2.circle(img, *highlight, -1, cv2.LINE_AA, SUB)  # type: ignore[call-overload]
 
 
 def _paint_distractor(img: np.ndarray, cone: bool, shape: Any, color: tuple) -> None:
     if cone:
         cv2.fillConvexPoly(img, np.array(shape, np.int32), color, cv2.LINE_AA, SUB)
     else:
-        cv2.circle(img, *shape, color, -1, cv2.LINE_AA, SUB)
+        cv2.circle(img, *shape, color, -1, cv2.LINE_AA, SUB)  # type: ignore[call-overload]

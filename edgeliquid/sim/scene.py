@@ -119,7 +119,7 @@ def _place_distractors(
     rng: np.random.Generator, start: np.ndarray, target: np.ndarray, count: int
 ) -> np.ndarray:
     """Red-orange cones and balls on the ground, mostly in front, none on the target."""
-    rows = []
+    rows: list[list[float]] = []
     while len(rows) < count:
         heading = start[3] + rng.uniform(-0.8, 0.8)
         distance = rng.uniform(4.0, 30.0)

@@ -166,7 +166,7 @@ class SensorEffects:
             u = round(w / 2 + self.focal * math.tan(rel))
             v = round(h / 2 - self.focal * math.tan(self.sun_elevation))
             top, left = h - v, w - u
-            if 0 <= top <= h and 0 <= left <= w:
+            if self.bloom is not None and 0 <= top <= h and 0 <= left <= w:
                 out += self.bloom[top : top + h, left : left + w]
         return np.clip(out, 0, 255).astype(np.uint8)
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.model.policy import PolicyBase
 from edgeliquid.training.augment import Augmenter
 from edgeliquid.training.config import TrainConfig
 from edgeliquid.training.windows import (
@@ -61,7 +62,7 @@ class TrainResult:
 class _Run:
     """Everything the epoch loop mutates, in one place."""
 
-    model: torch.nn.Module
+    model: PolicyBase
     optimizer: torch.optim.Optimizer
     config: TrainConfig
     train_set: WindowSet
@@ -74,7 +75,7 @@ class _Run:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def masked_loss(model: torch.nn.Module, tensors: Tensors) -> torch.Tensor:
+def masked_loss(model: PolicyBase, tensors: Tensors) -> torch.Tensor:
     """MSE between normalised predictions and normalised labels over the unpadded steps."""
     frames, commands, dt, mask = tensors
     predicted, _ = model(frames, None, dt)
@@ -114,7 +115,7 @@ def _train_epoch(run: _Run) -> tuple[float, bool]:
 
 
 @torch.no_grad()
-def evaluate_loss(model: torch.nn.Module, windows: WindowSet, batch_size: int = 32) -> float:
+def evaluate_loss(model: PolicyBase, windows: WindowSet, batch_size: int = 32) -> float:
     """Mean masked loss over `windows` without augmentation (NaN when there are none)."""
     if len(windows) == 0:
         return float("nan")
@@ -139,10 +140,11 @@ def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
     return episodes, {**summary, **{k: manifest[k] for k in keys if k in manifest}}
 
 
-def _init_model(config: TrainConfig, log: Log) -> torch.nn.Module:
+def _init_model(config: TrainConfig, log: Log) -> PolicyBase:
     """The --init checkpoint; it keeps its label statistics, so outputs stay in scale."""
     from edgeliquid.model import load_checkpoint
 
+    assert config.init is not None  # only called with --init
     model, _ = load_checkpoint(Path(config.init))
     if config.arch is not None and model.config.arch != config.arch:
         log(
@@ -152,7 +154,7 @@ def _init_model(config: TrainConfig, log: Log) -> torch.nn.Module:
     return model
 
 
-def _prepare_model(config: TrainConfig, height: int, width: int, log: Log) -> torch.nn.Module:
+def _prepare_model(config: TrainConfig, height: int, width: int, log: Log) -> PolicyBase:
     """A fresh model sized to the episodes (seeded), or the --init one checked against them."""
     from edgeliquid.model import NavPolicyConfig, build_policy
 
@@ -170,7 +172,7 @@ def _prepare_model(config: TrainConfig, height: int, width: int, log: Log) -> to
     return model
 
 
-def _set_label_statistics(model: torch.nn.Module, train_set: WindowSet) -> None:
+def _set_label_statistics(model: PolicyBase, train_set: WindowSet) -> None:
     used = np.unique(train_set.rows[:, 0]).tolist()
     mean, std = command_statistics([train_set.episodes[i] for i in used])
     model.command_mean.copy_(torch.from_numpy(mean))
@@ -264,7 +266,8 @@ def _fit(run: _Run, run_dir: Path, data: dict[str, Any], log: Log) -> dict[str, 
         if stopped:
             log(f"stopping: --max-minutes {run.config.max_minutes} reached in epoch {epoch}")
             break
-    _save(run, run_dir / "last.pt", data, run.history[-1]["epoch"], run.history[-1]["val_loss"])
+    last = run.history[-1]
+    _save(run, run_dir / "last.pt", data, int(last["epoch"]), last["val_loss"])
     return {
         "best_epoch": best["epoch"],
         "best_val_loss": best["val_loss"],

@@ -150,8 +150,10 @@ def to_tensors(batch: Batch, device: Any = "cpu", augmenter: Any = None) -> Tens
     """(frames uint8, commands, dt, mask) on `device`; frames through `augmenter` if given."""
     frames = torch.from_numpy(batch.frames)
     frames = augmenter(frames) if augmenter is not None else frames.to(device)
-    rest = (torch.from_numpy(a).to(device) for a in (batch.commands, batch.dt, batch.mask))
-    return (frames, *rest)
+    commands, dt, mask = (
+        torch.from_numpy(a).to(device) for a in (batch.commands, batch.dt, batch.mask)
+    )
+    return frames, commands, dt, mask
 
 
 def prefetched(
