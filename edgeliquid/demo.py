@@ -118,24 +118,38 @@ def _caption(index: int, config: DemoConfig, info: dict, command: np.ndarray) ->
     ]
 
 
+class _Timed:
+    """The policy, timing its steps (the demo reports the mean policy step time)."""
+
+    def __init__(self, policy: OnnxPolicy) -> None:
+        self.policy, self.spent, self.steps = policy, 0.0, 0
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def step(self, frame: np.ndarray, dt: float | None = None) -> np.ndarray:
+        t0 = time.perf_counter()
+        command = self.policy.step(frame, dt)
+        self.spent += time.perf_counter() - t0
+        self.steps += 1
+        return command
+
+
 def fly_episode(env, policy: OnnxPolicy, seed: int, video: VideoOut, config: DemoConfig, index):
     """Closed loop: frame → policy (clamped to its limits) → env, filming every frame."""
-    obs, info = env.reset(seed=seed)
-    policy.reset()
-    path, spent, steps = [info["state"][:2].copy()], 0.0, 0
-    outcome = None
-    while outcome is None:
-        t0 = time.perf_counter()
-        raw = policy.step(obs, info["dt"])
-        spent += time.perf_counter() - t0
-        command = np.clip(np.nan_to_num(raw, nan=0.0), -policy.limits, policy.limits)
-        video.write(_overlay(obs, config.video_scale, _caption(index, config, info, command)))
-        obs, _, terminated, truncated, info = env.step(command)
-        path.append(info["state"][:2].copy())
-        steps += 1
-        if terminated or truncated:
-            outcome = info["outcome"] or "timeout"
-    video.write(_overlay(obs, config.video_scale, [f"episode {index + 1}: {outcome}"]))
+    from edgeliquid.sim.rollout import rollout
+
+    def clamp(raw: np.ndarray, info: dict) -> np.ndarray:
+        return np.clip(np.nan_to_num(raw, nan=0.0), -policy.limits, policy.limits)
+
+    timed, path = _Timed(policy), []
+    for frame in rollout(env, timed, seed, execute=clamp):
+        path.append(frame.info["state"][:2].copy())
+        if frame.flown is not None:
+            caption = _caption(index, config, frame.info, frame.flown)
+            video.write(_overlay(frame.obs, config.video_scale, caption))
+    info, outcome = frame.info, frame.info["outcome"]
+    video.write(_overlay(frame.obs, config.video_scale, [f"episode {index + 1}: {outcome}"]))
     scene = env.scene
     return Flight(
         seed=seed,
@@ -145,7 +159,7 @@ def fly_episode(env, policy: OnnxPolicy, seed: int, video: VideoOut, config: Dem
         path=np.asarray(path),
         target=np.asarray(scene.target[:2], float),
         trees=np.asarray(scene.trees[:, :4], float),
-        step_ms=spent / max(steps, 1) * 1e3,
+        step_ms=timed.spent / max(timed.steps, 1) * 1e3,
     )
 
 

@@ -1,8 +1,9 @@
 """Closed-loop evaluation: fly any policy in NavEnv under shifts and score it.
 
-A policy is anything with `reset()` and `step(frame, dt) -> command[4]`: the torch checkpoint
-adapter below, the runtime's `OnnxPolicy`, or your own object. `expert` is special-cased: it
-reads the simulator's true state instead of the frame. Episode i of a run flies the scene of
+A policy is a `runtime.engine.StepPolicy` (`reset()`, `step(frame, dt) -> command[4]`): a
+checkpoint as `model.TorchPolicy`, an exported file as the runtime's `OnnxPolicy`, or your own
+object; `expert` is `sim.expert.ExpertPolicy`, which reads the simulator's true state instead
+of the frame. Each episode is one `sim.rollout`. Episode i of a run flies the scene of
 `episode_seed(seed, i, "eval")`: the same scene under every shift, so results pair up across
 shifts, and not the scene `collect` records with the same seed and index. Episodes spread over
 worker processes and come back in order, so a seed gives the same table for any number of
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,63 +32,19 @@ from edgeliquid import pool
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.pool import Stopped, stop_on_signals
 
-
-class Policy(Protocol):
-    def reset(self) -> None: ...
-
-    def step(self, frame: np.ndarray, dt: float) -> np.ndarray: ...
+if TYPE_CHECKING:
+    from edgeliquid.runtime.engine import StepPolicy
+    from edgeliquid.sim.expert import ExpertPolicy
 
 
-PolicySource = str | os.PathLike | Callable[[], Policy]
-
-
-class ExpertPolicy:
-    """The privileged expert; `act(env)` instead of `step(frame, dt)`."""
-
-    input_size = None  # flies at any frame size
-    privileged = True
-
-    def __init__(self) -> None:
-        from edgeliquid.sim.expert import Expert
-
-        self.expert = Expert()
-
-    def reset(self) -> None:
-        self.expert.reset()
-
-    def act(self, env: Any) -> np.ndarray:
-        return self.expert.act(env)
-
-
-class TorchPolicy:
-    """A training checkpoint (`*.pt`) flown step by step; torch is imported only here."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        import torch
-
-        from edgeliquid.model.checkpoint import load_checkpoint
-
-        self._torch = torch
-        self.model, self.checkpoint = load_checkpoint(path)
-        self.model.eval()
-        self.input_size = (self.model.config.input_height, self.model.config.input_width)
-        self.reset()
-
-    def reset(self) -> None:
-        self.state = self.model.initial_state(1)
-
-    def step(self, frame: np.ndarray, dt: float) -> np.ndarray:
-        torch = self._torch
-        with torch.no_grad():
-            image = torch.from_numpy(np.ascontiguousarray(frame, np.uint8)).unsqueeze(0)
-            timespan = torch.full((1, 1), float(dt), dtype=torch.float32)
-            command, self.state = self.model.step(image, self.state, timespan)
-        return command[0].numpy().astype(np.float32)
+PolicySource = str | os.PathLike | Callable[[], "StepPolicy | ExpertPolicy"]
 
 
 def load_policy(model: str | os.PathLike) -> Any:
     """`expert`, a `*.pt` checkpoint or an `*.onnx` file; anything else is an EdgeLiquidError."""
     if str(model) == "expert":
+        from edgeliquid.sim.expert import ExpertPolicy
+
         return ExpertPolicy()
     path = Path(model)
     if path.suffix not in (".pt", ".onnx"):
@@ -97,7 +54,9 @@ def load_policy(model: str | os.PathLike) -> Any:
     if not path.is_file():
         raise EdgeLiquidError(f"no such model file: {path}")
     if path.suffix == ".pt":
-        return TorchPolicy(path)
+        from edgeliquid.model.torch_policy import TorchPolicy
+
+        return TorchPolicy.load(path)
     from edgeliquid.runtime.engine import OnnxPolicy
 
     return OnnxPolicy(path)
@@ -123,14 +82,12 @@ class EpisodeResult:
 
 def run_episode(env: Any, policy: Any, seed: int, index: int = 0) -> EpisodeResult:
     """Fly one episode to its end; the policy is reset first."""
-    obs, info = env.reset(seed=seed)
-    policy.reset()
-    privileged = getattr(policy, "privileged", False)
+    from edgeliquid.sim.rollout import rollout
+
     steps = 0
-    while info["outcome"] is None:
-        command = policy.act(env) if privileged else policy.step(obs, info["dt"])
-        obs, _, _, _, info = env.step(np.asarray(command, np.float32))
-        steps += 1
+    for frame in rollout(env, policy, seed):
+        steps += frame.flown is not None  # the terminal frame is not flown
+    info = frame.info
     return EpisodeResult(
         env.config.shift, index, info["outcome"], info["distance"], info["time"], steps
     )

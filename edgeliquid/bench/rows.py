@@ -62,22 +62,16 @@ def replay_frames(height: int, width: int, count: int) -> tuple[np.ndarray, np.n
     """Frames and dts of the expert flying the simulator, or noise where it is not installed."""
     try:
         from edgeliquid.sim.env import NavEnv, NavEnvConfig
-        from edgeliquid.sim.expert import Expert
+        from edgeliquid.sim.expert import ExpertPolicy
+        from edgeliquid.sim.rollout import flown_frames
     except ImportError as e:
         rng = np.random.default_rng(0)
         noise = rng.integers(0, 256, (count, height, width, 3), np.uint8)
         return noise, np.full(count, 0.1, np.float32), f"random frames (no simulator: {e})"
-    env, expert = NavEnv(NavEnvConfig(height=height, width=width)), Expert()
-    obs, info = env.reset(seed=0)
-    frames, dts = [], []
-    while len(frames) < count:
-        frames.append(obs)
-        dts.append(info["dt"])
-        obs, _, terminated, truncated, info = env.step(expert.act(env))
-        if terminated or truncated:
-            obs, info = env.reset(seed=len(frames))
-            expert.reset()
-    return np.stack(frames), np.asarray(dts, np.float32), "simulator frames, expert flying"
+    env, expert = NavEnv(NavEnvConfig(height=height, width=width)), ExpertPolicy()
+    flown = list(flown_frames(env, expert, count))
+    frames, dts = np.stack([f.obs for f in flown]), [f.info["dt"] for f in flown]
+    return frames, np.array(dts, np.float32), "simulator frames, expert flying"
 
 
 def export_graphs(checkpoint: Path, workdir: Path, unrolled: int, calibration: int, echo):

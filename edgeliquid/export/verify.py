@@ -18,6 +18,7 @@ import torch
 
 from edgeliquid.export.graph import ExportOptions
 from edgeliquid.model.policy import PolicyBase
+from edgeliquid.model.torch_policy import TorchPolicy
 from edgeliquid.runtime.engine import session_options
 
 
@@ -41,22 +42,12 @@ class Check:
 def sim_flight(policy: PolicyBase, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Frames and dts from the policy itself flying the simulator closed loop (torch)."""
     from edgeliquid.sim.env import NavEnv, NavEnvConfig
+    from edgeliquid.sim.rollout import flown_frames
 
     config = policy.config
     env = NavEnv(NavEnvConfig(height=config.input_height, width=config.input_width))
-    frames, dts = [], []
-    obs, info = env.reset(seed=seed)
-    state = policy.initial_state(1)
-    with torch.no_grad():
-        while len(frames) < steps:
-            frames.append(obs)
-            dts.append(info["dt"])
-            command, state = policy.step(torch.from_numpy(obs)[None], state, info["dt"])
-            obs, _, terminated, truncated, info = env.step(command[0].numpy())
-            if terminated or truncated:
-                obs, info = env.reset(seed=seed + len(frames))
-                state = policy.initial_state(1)
-    return np.stack(frames), np.asarray(dts, np.float32)
+    flown = list(flown_frames(env, TorchPolicy(policy), steps, seed))
+    return np.stack([f.obs for f in flown]), np.array([f.info["dt"] for f in flown], np.float32)
 
 
 def torch_rollout(policy: PolicyBase, frames: np.ndarray, dts: np.ndarray, fixed: bool):

@@ -1,6 +1,8 @@
 """The ONNX policy engine: load an exported step graph, check it, and fly it one frame at a time.
 
-`OnnxPolicy` mirrors the torch policy's acting interface (`reset()` / `step()`): it owns the
+`StepPolicy` is the acting interface every numpy-facing policy shares (`reset()`, `step(frame,
+dt)`, `input_size`): `OnnxPolicy` here, `model.TorchPolicy` for checkpoints, what the daemon and
+`sim.rollout` fly. `OnnxPolicy` mirrors the torch policy's acting interface: it owns the
 recurrent state, feeds it back as the graph's `state` input, and returns the raw 4-value command
 (forward, right, down m/s; yaw_rate rad/s). Clamping and every fail-safe live in the daemon.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -137,6 +140,23 @@ def _check_tensor(name: str, what: str, arg, dtype: str, shape: list, source: st
         raise EdgeLiquidError(
             f"{name}: {what} is {arg.type} {arg.shape}, metadata says {dtype} {shape} ({source})"
         )
+
+
+class StepPolicy(Protocol):
+    """A policy flown one frame at a time: `reset()` per episode, then `step()` per frame."""
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the frames it takes."""
+        ...
+
+    def reset(self) -> None:
+        """Fresh start: zero recurrent state."""
+        ...
+
+    def step(self, frame_rgb: np.ndarray, dt: float | None = None) -> np.ndarray:
+        """One control step on a uint8 HxWx3 RGB frame `dt` s after the last: float32[4]."""
+        ...
 
 
 class OnnxPolicy:

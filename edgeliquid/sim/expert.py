@@ -5,6 +5,7 @@ It turns toward the target, approaches along a braking profile (cruise, then dec
 slides around trees in its way and limits how fast each command changes, so its commands look
 like a pilot's: smooth, bounded, and zero when it has arrived. The commands are body FRD
 (forward, right, down m/s, yaw_rate rad/s), what a camera policy must learn to output.
+`ExpertPolicy` is the expert as a `sim.rollout` policy (privileged: it reads the env).
 """
 
 from __future__ import annotations
@@ -124,3 +125,19 @@ class Expert:
         k = int(np.argmax(score))
         self._heading = float(headings[k]) if k != len(_FAN) // 2 else None
         return rays[k], float(free[k])
+
+
+class ExpertPolicy:
+    """The expert as a rollout policy: privileged, so `act(env)` instead of `step(frame, dt)`."""
+
+    input_size = None  # flies at any frame size
+    privileged = True
+
+    def __init__(self, config: ExpertConfig | None = None) -> None:
+        self.expert = Expert(config)
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def act(self, env: NavEnv | Privileged) -> np.ndarray:
+        return self.expert.act(env)

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from edgeliquid.sim.env import NavEnv, NavEnvConfig, episode_seed
-from edgeliquid.sim.expert import Expert
+from edgeliquid.sim.expert import ExpertPolicy
+from edgeliquid.sim.rollout import rollout
 from edgeliquid.sim.shifts import parse_shift
 
 LABEL_WIDTH = 120  # px of the row labels on the sheet
@@ -34,12 +35,12 @@ def _timing_note(shift_name: str) -> str:
 
 def _frames(shift: str, seed: int, size: tuple[int, int]) -> list[np.ndarray]:
     """First frame and one from MID_FLIGHT_S seconds into the expert's flight."""
-    env, expert = NavEnv(NavEnvConfig(height=size[0], width=size[1], shift=shift)), Expert()
-    obs, info = env.reset(seed=episode_seed(seed, 0, "eval"))
-    first = obs
-    while info["time"] < MID_FLIGHT_S and info["outcome"] is None:
-        obs, _, _, _, info = env.step(expert.act(env))
-    return [first, obs]
+    env = NavEnv(NavEnvConfig(height=size[0], width=size[1], shift=shift))
+    flight = rollout(env, ExpertPolicy(), episode_seed(seed, 0, "eval"))
+    first = frame = next(flight)
+    while frame.info["time"] < MID_FLIGHT_S and not frame.done:
+        frame = next(flight)
+    return [first.obs, frame.obs]
 
 
 def check_sheet(seeds: int, size: tuple[int, int], scale: int) -> None:
@@ -101,14 +102,13 @@ def one_core() -> Iterator[str]:
 
 def _flight_poses(env: NavEnv, count: int) -> list[np.ndarray]:
     """Poses of expert flights (new episodes as needed) to render in the benchmark."""
-    poses, expert, episode = [], Expert(), 0
+    poses, expert, episode = [], ExpertPolicy(), 0
     while len(poses) < count:
-        env.reset(seed=episode_seed(0, episode, "eval"))
-        expert.reset()
+        for frame in rollout(env, expert, episode_seed(0, episode, "eval")):
+            if frame.done or len(poses) == count:
+                break
+            poses.append(np.array([*env.position, env.yaw]))  # the env stands at this frame
         episode += 1
-        while env.outcome is None and len(poses) < count:
-            poses.append(np.array([*env.position, env.yaw]))
-            env.step(expert.act(env))
     return poses
 
 

@@ -101,9 +101,9 @@ def record_episode(config: CollectConfig, index: int) -> episodes.Episode:
     """One expert flight with noisy execution; labels are the clean commands."""
     from edgeliquid.sim import COMMAND_LIMITS, NavEnv
     from edgeliquid.sim.env import STATE_FIELDS, episode_seed
-    from edgeliquid.sim.expert import Expert
+    from edgeliquid.sim.expert import ExpertPolicy
 
-    env, expert = NavEnv(config.env_config()), Expert()
+    env, expert = NavEnv(config.env_config()), ExpertPolicy()
     seed = episode_seed(config.seed, index, "collect")
     scale = np.array(COMMAND_LIMITS) * config.action_noise
     noise = OrnsteinUhlenbeck(scale, config.noise_tau, np.random.default_rng([seed, 7]))
@@ -132,21 +132,23 @@ def _fly(env: Any, expert: Any, noise: OrnsteinUhlenbeck, seed: int, hover_s: fl
 
     The flight ends at an outcome, or `hover_s` after the expert first arrived (a success).
     """
-    obs, info = env.reset(seed=seed)
+    from edgeliquid.sim.rollout import rollout
+
+    def noisy(command: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        fade = min(max(info["distance"] / NOISE_FADE_M, 0.2), 1.0)  # let the expert stop
+        return command + fade * noise.sample(info["dt"]).astype(np.float32)
+
     rows, arrived_at = [], None
-    while True:
-        command = expert.act(env)
-        rows.append((obs, command, info["dt"], [*info["state"], info["distance"], info["bearing"]]))
+    for frame in rollout(env, expert, seed, execute=noisy):
+        info = frame.info
+        state = [*info["state"], info["distance"], info["bearing"]]
+        rows.append((frame.obs, frame.command, info["dt"], state))
         if arrived_at is None and info["arrived"]:
             arrived_at = info["time"]
         hovered = arrived_at is not None and info["time"] >= arrived_at + hover_s - 1e-9
         if hovered or (arrived_at is not None and info["outcome"] == "timeout"):
             return rows, {**info, "outcome": "success"}
-        if info["outcome"] is not None:
-            return rows, info
-        fade = min(max(info["distance"] / NOISE_FADE_M, 0.2), 1.0)  # let the expert stop
-        executed = command + fade * noise.sample(info["dt"]).astype(np.float32)
-        obs, _, _, _, info = env.step(executed)
+    return rows, info
 
 
 def _entry(index: int, meta: dict[str, Any]) -> dict[str, Any]:
