@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgeliquid.contract import COMMAND_NAMES
+from edgeliquid.contract import COMMAND_NAMES, NOMINAL_DT
 from edgeliquid.model.cfc import MODES, WiredCfCCell
 
 ARCHS = ("cfc", "lstm", "gru", "cnn")
@@ -65,7 +65,7 @@ class NavPolicyConfig:
     ncp_sparsity: float = 0.5  # ncps's default; fanouts 6/4, close to the paper's NCP
     ncp_seed: int = 22222  # ncps's default wiring seed; the masks are saved with the weights
     cfc_mode: str = "default"  # gated CfC; no_gate/pure are ablations
-    nominal_dt: float = 0.1  # seconds: the 10 Hz control rate the expert demonstrates
+    nominal_dt: float = NOMINAL_DT  # seconds: the 10 Hz control rate the expert demonstrates
     # 0: size LSTM/GRU/CNN hidden layers to match the CfC policy's parameter count (fair).
     rnn_hidden: int = 0
     # Per-channel RGB statistics of natural outdoor images (ImageNet); applied in the model.
