@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from edgeliquid.contract import COMMAND_NAMES, NOMINAL_DT
-from edgeliquid.model.cfc import MODES, WiredCfCCell
+from edgeliquid.model.cfc import MODES, WiredCfCCell, as_timespan
 
 ARCHS = ("cfc", "lstm", "gru", "cnn")
 COMMAND_SIZE = len(COMMAND_NAMES)  # forward, right, down, yaw_rate
@@ -246,8 +246,7 @@ class PolicyBase(nn.Module):
         # dt seconds → nominal steps; tensors get a trailing unit axis ([B,1] or [B,T,1]).
         if dt is None:
             return 1.0
-        if isinstance(dt, torch.Tensor) and dt.dim() == trailing:
-            dt = dt.unsqueeze(-1)
+        dt = as_timespan(dt, trailing)
         if isinstance(dt, torch.Tensor):
             dt = dt.to(self.command_mean.dtype)
         return dt / self._config.nominal_dt
