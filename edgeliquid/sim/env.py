@@ -48,7 +48,7 @@ def episode_seed(seed: int, index: int, stream: str = "collect") -> int:
     return int(sequence.generate_state(1, np.uint64)[0] >> 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class NavEnvConfig:
     """The task and its timing; defaults are the training distribution (`none`, 10 Hz)."""
 
