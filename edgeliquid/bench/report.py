@@ -28,6 +28,7 @@ import numpy as np
 
 from edgeliquid.bench.rows import export_graphs, onnx_facts, replay_frames, run_in_child
 from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.host import cpu_name
 
 Echo = Callable[[str], None]
 SCHEMA = "edgeliquid-bench/1"
@@ -77,17 +78,6 @@ class BenchConfig:
 
 # The smoke-test preset: well under a minute; its timings are not for reading.
 QUICK = BenchConfig(200, 20, unrolled_steps=4, replay_frames=32, calibration_steps=16, quick=True)
-
-
-def cpu_name() -> str:
-    """/proc/cpuinfo's model name (x86), Model line (Raspberry Pi) or the platform's guess."""
-    with contextlib.suppress(OSError):
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        for key in ("model name", "Model", "Hardware"):
-            for line in lines:
-                if line.split(":")[0].strip() == key:
-                    return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgeliquid.model.cfc import WiredCfCCell
+from edgeliquid.model.cfc import WiredCfCCell, as_timespan
 from edgeliquid.model.flops import count_parameters
 from edgeliquid.model.policy import (
     COMMAND_SIZE,
@@ -62,9 +62,7 @@ def matched_hidden(config: NavPolicyConfig, count: Callable[[int, int], int]) ->
 
 def _dt_column(features: torch.Tensor, ts: Any) -> torch.Tensor:
     """ts (float, 0-d, [B] or [B,1]) as a [B,1] feature column."""
-    if isinstance(ts, torch.Tensor) and ts.dim() == 1:
-        ts = ts.unsqueeze(-1)
-    return torch.zeros_like(features[:, :1]) + ts
+    return torch.zeros_like(features[:, :1]) + as_timespan(ts)
 
 
 class LSTMPolicy(PolicyBase):

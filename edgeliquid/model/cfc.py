@@ -50,9 +50,11 @@ _ACTIVATION_FLOPS = {"silu": 2, "relu": 1, "tanh": 1, "gelu": 2, "lecun_tanh": 3
 _MODE_FLOPS = {"default": 9, "no_gate": 7, "pure": 9}  # per unit, after the linear heads
 
 
-def as_timespan(ts: Timespan) -> Timespan:
-    """A float or 0-d tensor unchanged; a `(B,)` tensor as `(B, 1)`; `(B, 1)` unchanged."""
-    if isinstance(ts, torch.Tensor) and ts.dim() == 1:
+def as_timespan(ts: Timespan, trailing: int = 1) -> Timespan:
+    """A tensor of `trailing` dims gets a trailing unit axis: `(B,)` as `(B, 1)` (or, with
+    `trailing=2`, `(B, T)` as `(B, T, 1)`); floats and every other shape are unchanged.
+    The one place dt/ts is reshaped: the cells, the baselines and the policies all use it."""
+    if isinstance(ts, torch.Tensor) and ts.dim() == trailing:
         return ts.unsqueeze(-1)
     return ts
 

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgeliquid.contract import COMMAND_NAMES
-from edgeliquid.model.cfc import MODES, WiredCfCCell
+from edgeliquid.contract import COMMAND_NAMES, NOMINAL_DT
+from edgeliquid.model.cfc import MODES, WiredCfCCell, as_timespan
 
 ARCHS = ("cfc", "lstm", "gru", "cnn")
 COMMAND_SIZE = len(COMMAND_NAMES)  # forward, right, down, yaw_rate
@@ -65,7 +65,7 @@ class NavPolicyConfig:
     ncp_sparsity: float = 0.5  # ncps's default; fanouts 6/4, close to the paper's NCP
     ncp_seed: int = 22222  # ncps's default wiring seed; the masks are saved with the weights
     cfc_mode: str = "default"  # gated CfC; no_gate/pure are ablations
-    nominal_dt: float = 0.1  # seconds: the 10 Hz control rate the expert demonstrates
+    nominal_dt: float = NOMINAL_DT  # seconds: the 10 Hz control rate the expert demonstrates
     # 0: size LSTM/GRU/CNN hidden layers to match the CfC policy's parameter count (fair).
     rnn_hidden: int = 0
     # Per-channel RGB statistics of natural outdoor images (ImageNet); applied in the model.
@@ -252,8 +252,7 @@ class PolicyBase(nn.Module):
         # dt seconds → nominal steps; tensors get a trailing unit axis ([B,1] or [B,T,1]).
         if dt is None:
             return 1.0
-        if isinstance(dt, torch.Tensor) and dt.dim() == trailing:
-            dt = dt.unsqueeze(-1)
+        dt = as_timespan(dt, trailing)
         if isinstance(dt, torch.Tensor):
             dt = dt.to(self.command_mean.dtype)
         return dt / self._config.nominal_dt

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeliquid import contract
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.notify import Notifier
 from edgeliquid.runtime.sinks import CommandMessage, Sink
@@ -41,7 +42,7 @@ from edgeliquid.runtime.sources import Clock, Frame, FrameSource, MonotonicClock
 from edgeliquid.runtime.worker import Job, StepWorker
 
 log = logging.getLogger(__name__)
-HOLD = np.zeros(4, np.float32)
+HOLD = np.asarray(contract.HOLD, np.float32)
 
 
 RATE_RANGE_HZ = (1.0, 100.0)  # what autopilots take as a setpoint stream (see DaemonConfig)

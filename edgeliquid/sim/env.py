@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgeliquid.contract import COMMAND_LIMITS  # |forward|, |right|, |down| m/s, |yaw_rate| rad/s
+from edgeliquid.contract import COMMAND_LIMITS, NOMINAL_DT
 from edgeliquid.sim.look import build_look
 from edgeliquid.sim.render import Renderer
 from edgeliquid.sim.scene import DRONE_RADIUS, TARGET_RADIUS, SceneConfig, generate_scene
@@ -48,13 +48,13 @@ def episode_seed(seed: int, index: int, stream: str = "collect") -> int:
     return int(sequence.generate_state(1, np.uint64)[0] >> 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class NavEnvConfig:
     """The task and its timing; defaults are the training distribution (`none`, 10 Hz)."""
 
     height: int = 72  # the policy input size: the env renders at this size
     width: int = 128
-    dt: float = 0.1  # s, nominal control period (10 Hz)
+    dt: float = NOMINAL_DT  # s, nominal control period (10 Hz)
     dt_jitter: float = 0.0  # training timing variation: dt in dt x [1 - j, 1 + j]
     shift: str = "none"  # a shift name or names joined by '+'
     time_limit: float = 30.0  # s

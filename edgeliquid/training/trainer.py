@@ -22,7 +22,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.host import cpu_name
 from edgeliquid.model.policy import PolicyBase
 from edgeliquid.training.augment import Augmenter
 from edgeliquid.training.config import TrainConfig
@@ -320,9 +320,9 @@ def _build_run(config: TrainConfig, episodes: list, log: Log) -> _Run:
 
 
 def _describe(run: _Run, log: Log) -> dict[str, Any]:
-    from edgeliquid.model import estimate_flops
+    from edgeliquid.model import count_parameters, estimate_flops
 
-    params = sum(p.numel() for p in run.model.parameters())
+    params = count_parameters(run.model)
     flops = int(estimate_flops(run.model))
     arch = run.model.config.arch
     log(
@@ -342,11 +342,7 @@ def _describe(run: _Run, log: Log) -> dict[str, Any]:
 
 def machine(config: TrainConfig) -> str:
     """Where the wall times were measured: CPU model, cores, torch threads (and GPU)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown CPU"
+    cpu = cpu_name()
     threads = config.num_threads
     where = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} torch thread(s)"
     if config.device == "cuda":
