@@ -70,11 +70,11 @@ class VideoOut:
 
     def __init__(self, folder: Path, size: tuple[int, int], fps: float) -> None:
         self.path = folder / "rollout.mp4"
-        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
             self.path = folder / "rollout.avi"
             self.writer = cv2.VideoWriter(
-                str(self.path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size
+                str(self.path), cv2.VideoWriter.fourcc(*"MJPG"), fps, size
             )
         if not self.writer.isOpened():
             raise EdgeLiquidError(f"this OpenCV cannot write video into {folder}")
@@ -91,7 +91,7 @@ class VideoOut:
 def _overlay(frame: np.ndarray, scale: int, lines: list[str]) -> np.ndarray:
     big = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     band = 10 + 20 * len(lines)
-    big[:band] //= 3  # darken a band so the text reads on sky and snow alike
+    big[:band] = big[:band] // 3  # darken a band so the text reads on sky and snow alike
     for i, text in enumerate(lines):
         org = (8, 22 + 20 * i)
         cv2.putText(big, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)

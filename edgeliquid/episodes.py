@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from edgeliquid.contract import NOMINAL_DT
 from edgeliquid.errors import EdgeLiquidError
 
 FORMAT = "edgeliquid-episodes"
@@ -221,7 +222,7 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
         value = manifest.get(key)
         if type(value) is not int or not 16 <= value <= high:
             return f"{key} must be an integer in 16..{high}, got {value!r}"
-    dt = manifest.get("nominal_dt", 0.1)
+    dt = manifest.get("nominal_dt", NOMINAL_DT)
     if type(dt) not in (int, float) or not 0 < dt <= 10:
         return f"nominal_dt must be a number of seconds in (0, 10], got {dt!r}"
     entries = manifest.get("episodes", [])

@@ -21,7 +21,7 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,7 +138,7 @@ def _work(job: tuple[str, int, int]) -> EpisodeResult:
 
 def _results(
     source: PolicySource, jobs: list, workers: int, size: tuple[int, int] | None
-) -> Iterator[EpisodeResult]:
+) -> Generator[EpisodeResult, None, None]:
     runner = _Runner(source, size)  # also checks the model loads before any worker starts
     if workers == 1 or len(jobs) <= 1:
         with _torch_single_thread():

@@ -91,10 +91,11 @@ def export_graphs(checkpoint: Path, workdir: Path, unrolled: int, calibration: i
     graphs: Graphs = {}
     for key, options in variants.items():
         echo(f"bench: exporting {key} ({options.graph} graph, dt {options.dt_mode})")
-        graphs[key] = (workdir / f"{key}.onnx", "")
-        save(export_checkpoint(policy, ckpt, options)[0], graphs[key][0])
+        path = workdir / f"{key}.onnx"
+        save(export_checkpoint(policy, ckpt, options)[0], path)
+        graphs[key] = (path, "")
     echo(f"bench: quantizing int8 ({calibration} calibration frames)")
-    graphs["onnx_int8"] = _quantize(policy, graphs["onnx_step"][0], workdir, calibration)
+    graphs["onnx_int8"] = _quantize(policy, workdir / "onnx_step.onnx", workdir, calibration)
     return info, graphs
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeliquid.contract import NOMINAL_DT
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.sources import Clock, FrameSource
 
@@ -107,7 +108,7 @@ class SimSource(FrameSource):
         """One env step with the newest command: the next frame and its dt in seconds."""
         obs, _reward, terminated, truncated, info = self._env.step(self._command)
         self.last_info = info
-        dt = float(info.get("dt", 0.1))
+        dt = float(info.get("dt", NOMINAL_DT))
         if terminated or truncated:
             log.debug("sim episode %d ended: %s", self.episodes, info)
             obs = self._new_episode()
