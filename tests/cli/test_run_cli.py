@@ -4,7 +4,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import drain, listener
 from onnx_fixtures import write_model
 
 from edgeliquid.runtime.daemon import Daemon, DaemonConfig
@@ -29,23 +29,6 @@ def edgeliquid(*args, **kwargs):
     cmd = [sys.executable, "-m", "edgeliquid.cli", *map(str, args)]
     env = os.environ | {"PYTHONPATH": str(REPO)}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **kwargs)
-
-
-def listener():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    return sock, sock.getsockname()[1]
-
-
-def drain(sock, timeout=0.5):
-    sock.settimeout(timeout)
-    out = []
-    try:
-        while True:
-            out.append(json.loads(sock.recv(4096)))
-    except TimeoutError:
-        return out
 
 
 @pytest.fixture(scope="module")

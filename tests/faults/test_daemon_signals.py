@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import drain, listener
 
 REPO = Path(__file__).resolve().parents[2]
 from onnx_fixtures import write_model  # noqa: E402
@@ -29,23 +30,6 @@ def edgeliquid(*args):
     cmd = [sys.executable, "-m", "edgeliquid.cli", *map(str, args)]
     env = os.environ | {"PYTHONPATH": str(REPO)}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-
-
-def listener():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    return sock, sock.getsockname()[1]
-
-
-def drain(sock, timeout=0.3):
-    sock.settimeout(timeout)
-    out = []
-    try:
-        while True:
-            out.append(json.loads(sock.recv(4096)))
-    except TimeoutError:
-        return out
 
 
 def caught_signals(pid):

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import ListSink
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from onnx_fixtures import build_model, resign
@@ -19,7 +20,6 @@ from edgeliquid.contract import COMMAND_LIMITS
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.daemon import Daemon, DaemonConfig
 from edgeliquid.runtime.engine import OnnxPolicy
-from edgeliquid.runtime.sinks import Sink
 from edgeliquid.runtime.sources import FastClock
 
 pytest.importorskip("edgeliquid.sim.env")
@@ -50,16 +50,6 @@ EDIT = st.sampled_from(sorted(PLAUSIBLE)).flatmap(
     lambda field: st.tuples(st.just(field), st.sampled_from(PLAUSIBLE[field]) | HOSTILE)
 )
 VALID = build_model(gain=50.0)  # saturating commands: the clamp is what keeps them in range
-
-
-class ListSink(Sink):
-    name = "list"
-
-    def __init__(self):
-        self.commands = []
-
-    def send(self, message):
-        self.commands.append(np.asarray(message.command, np.float64))
 
 
 def _fly(policy) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from helpers import ListSink
 from onnx import TensorProto, helper, numpy_helper
 from onnx_fixtures import STATE, build_model, edit_props, resign
 from typer.testing import CliRunner
@@ -24,7 +25,6 @@ from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.daemon import Daemon, DaemonConfig
 from edgeliquid.runtime.engine import OnnxPolicy
 from edgeliquid.runtime.metadata import metadata_props, strip_metadata
-from edgeliquid.runtime.sinks import Sink
 from edgeliquid.runtime.sources import FastClock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,16 +118,6 @@ def test_stricter_limits_fly_and_clamp_to_them(tmp_path):
     commands = fly(policy)
     assert commands and np.all(np.abs(commands) <= np.array(strict) + 1e-6)
     assert np.isclose(np.abs(commands).max(axis=0), strict).any()  # gain 10 saturates
-
-
-class ListSink(Sink):
-    name = "list"
-
-    def __init__(self):
-        self.commands = []
-
-    def send(self, message):
-        self.commands.append(np.asarray(message.command, np.float64))
 
 
 def fly(policy, steps: int = 30) -> list:
