@@ -102,7 +102,8 @@ def one_core() -> Iterator[str]:
 
 def _flight_poses(env: NavEnv, count: int) -> list[np.ndarray]:
     """Poses of expert flights (new episodes as needed) to render in the benchmark."""
-    poses, expert, episode = [], ExpertPolicy(), 0
+    poses: list[np.ndarray] = []
+    expert, episode = ExpertPolicy(), 0
     while len(poses) < count:
         for frame in rollout(env, expert, episode_seed(0, episode, "eval")):
             if frame.done or len(poses) == count:
