@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeliquid.contract import HOLD
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.sources import Clock, FrameSource
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SimSourceConfig:
     """Which simulated world to fly and how fast."""
 
@@ -43,10 +44,8 @@ class SimSourceConfig:
 
 
 def _make_env(config: SimSourceConfig):
-    try:
-        from edgeliquid.sim.env import NavEnv, NavEnvConfig
-    except ImportError as e:
-        raise EdgeLiquidError(f"the simulator is not available: {e}") from None
+    from edgeliquid.sim.env import NavEnv, NavEnvConfig
+
     sizes = {k: v for k, v in (("height", config.height), ("width", config.width)) if v}
     try:
         return NavEnv(NavEnvConfig(shift=config.shift, **sizes))
@@ -64,7 +63,7 @@ class SimSource(FrameSource):
         self.episodes = 0  # episodes started so far
         self.last_info: dict = {}
         self._env = None
-        self._command = np.zeros(4, np.float32)
+        self._command = np.asarray(HOLD, np.float32)
         self._stepped = True  # fast mode: no command since the last env step
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,7 +103,7 @@ class SimSource(FrameSource):
         """One env step with the newest command: the next frame and its dt in seconds."""
         obs, _reward, terminated, truncated, info = self._env.step(self._command)
         self.last_info = info
-        dt = float(info.get("dt", 0.1))
+        dt = float(info["dt"])
         if terminated or truncated:
             log.debug("sim episode %d ended: %s", self.episodes, info)
             obs = self._new_episode()
