@@ -24,11 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgeliquid.contract import COMMAND_NAMES, NOMINAL_DT
+from edgeliquid.contract import COMMAND_SIZE, NOMINAL_DT
 from edgeliquid.model.cfc import MODES, WiredCfCCell, as_timespan
 
 ARCHS = ("cfc", "lstm", "gru", "cnn")
-COMMAND_SIZE = len(COMMAND_NAMES)  # forward, right, down, yaw_rate
 # Bounds on what a config (or a checkpoint's config dict) may ask for: far above any edge
 # policy (the shipped one: 24 units, 20k weights), far below what exhausts a machine's memory.
 MAX_CONV_LAYERS = 8
