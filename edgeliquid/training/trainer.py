@@ -47,7 +47,7 @@ from edgeliquid.training.windows import (
 Log = Callable[[str], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
     """Where a run's files went, and its metrics (also in metrics.json)."""
 
