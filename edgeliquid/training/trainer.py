@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeliquid.episodes import atomic_write, load_dataset, read_manifest
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.host import cpu_name
 from edgeliquid.training.augment import Augmenter
@@ -129,8 +130,6 @@ def evaluate_loss(model: torch.nn.Module, windows: WindowSet, batch_size: int = 
 
 def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
     """Episodes and a short data summary for the metrics and the model card."""
-    from edgeliquid.episodes import load_dataset, read_manifest
-
     episodes = load_dataset(data_dir, require_finite=True)  # one NaN label: a NaN model
     manifest = read_manifest(data_dir)
     keys = ("seed", "shift", "dt_jitter", "action_noise", "hover_s")
@@ -211,13 +210,11 @@ def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 
 def _write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
-    from edgeliquid.episodes import atomic_write
-
     atomic_write(run_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
 
 
