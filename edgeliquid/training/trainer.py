@@ -189,8 +189,8 @@ def _save(run: _Run, path: Path, data: dict[str, Any], epoch: int, val_loss: flo
     )
 
 
-def _plain(config: TrainConfig) -> dict[str, Any]:
-    """The config as JSON/`weights_only`-safe primitives."""
+def _plain(config: Any) -> dict[str, Any]:
+    """A config dataclass as JSON/`weights_only`-safe primitives."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
@@ -327,7 +327,7 @@ def _describe(run: _Run, log: Log) -> dict[str, Any]:
         "arch": arch,
         "param_count": params,
         "flops_per_step": flops,
-        "model_config": json.loads(json.dumps(dataclasses.asdict(run.model.config))),
+        "model_config": _plain(run.model.config),
         "train_windows": len(run.train_set),
         "val_windows": len(run.val_set),
         "machine": machine(run.config),
