@@ -20,6 +20,7 @@ from dataclasses import MISSING, dataclass, fields
 
 COMMAND_NAMES = ("forward", "right", "down", "yaw_rate")
 COMMAND_UNITS = ("m/s", "m/s", "m/s", "rad/s")
+COMMAND_SIZE = len(COMMAND_NAMES)  # 4 values per control step
 COMMAND_LIMITS = (3.0, 2.0, 1.0, 1.0)  # |value| clamps: the simulator's, the policy's envelope
 HOLD = (0.0, 0.0, 0.0, 0.0)  # hover in place
 NOMINAL_DT = 0.1  # s: the 10 Hz control rate the expert demonstrates

@@ -18,11 +18,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeliquid.contract import COMMAND_LIMITS, COMMAND_NAMES, COMMAND_UNITS, HASH_KEY
+from edgeliquid.contract import COMMAND_LIMITS, COMMAND_NAMES, COMMAND_UNITS, HASH_KEY, NOMINAL_DT
 from edgeliquid.runtime.metadata import ModelMetadata, sign
 
 HEIGHT, WIDTH, STATE = 16, 20, 6
-NOMINAL_DT = 0.1
 
 
 def weights(state: int = STATE, seed: int = 0) -> dict[str, np.ndarray]:

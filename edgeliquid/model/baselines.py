@@ -23,15 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeliquid.contract import COMMAND_SIZE
 from edgeliquid.model.cfc import WiredCfCCell, as_timespan
 from edgeliquid.model.flops import count_parameters
-from edgeliquid.model.policy import (
-    COMMAND_SIZE,
-    NavPolicy,
-    NavPolicyConfig,
-    PolicyBase,
-    build_wiring,
-)
+from edgeliquid.model.policy import NavPolicy, NavPolicyConfig, PolicyBase, build_wiring
 
 
 @functools.lru_cache(maxsize=16)

@@ -24,11 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgeliquid.contract import COMMAND_NAMES, NOMINAL_DT
+from edgeliquid.contract import COMMAND_SIZE, NOMINAL_DT
 from edgeliquid.model.cfc import MODES, WiredCfCCell, as_timespan
 
 ARCHS = ("cfc", "lstm", "gru", "cnn")
-COMMAND_SIZE = len(COMMAND_NAMES)  # forward, right, down, yaw_rate
 # Bounds on what a config (or a checkpoint's config dict) may ask for: far above any edge
 # policy (the shipped one: 24 units, 20k weights), far below what exhausts a machine's memory.
 MAX_CONV_LAYERS = 8
@@ -51,7 +50,7 @@ class NavPolicyConfig:
 
     arch: str = "cfc"  # cfc | lstm | gru | cnn: the baselines read the same config
     # Half the drone paper's 144x256 per side: a 2 m target still spans pixels at 20 m, and
-    # the first conv layer (60% of the FLOPs) stays cheap enough to train on 2 CPU cores.
+    # the first conv layer (60% of the FLOPs) stays cheap enough to train on a CPU.
     input_height: int = 72
     input_width: int = 128
     # Four stride-2 convs take 72x128 to 5x8; the 1x1 layer squeezes channels so the
@@ -149,7 +148,7 @@ class NavPolicyConfig:
             raise ValueError(f"ncp_seed must be in 0..2**32-1, got {self.ncp_seed}")
 
     def _check_size(self) -> None:
-        """The conv and feature weights fit a small edge policy (and this machine's memory)."""
+        """The conv and feature weights fit a small edge policy (and any machine's memory)."""
         ins, outs = (3, *self.conv_channels[:-1]), self.conv_channels
         conv = sum(a * b * k * k for a, b, k in zip(ins, outs, self.conv_kernels, strict=True))
         h, w = self.conv_output_size()

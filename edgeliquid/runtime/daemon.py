@@ -140,7 +140,7 @@ class RunStats:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class _StepResult:
     command: np.ndarray
     latency_ms: float

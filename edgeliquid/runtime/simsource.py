@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from edgeliquid.contract import NOMINAL_DT
+from edgeliquid.contract import HOLD
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.sources import Clock, FrameSource
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SimSourceConfig:
     """Which simulated world to fly and how fast."""
 
@@ -45,13 +45,10 @@ class SimSourceConfig:
 
 
 def _make_env(config: SimSourceConfig):
-    try:
-        from edgeliquid.sim.env import NavEnv, NavEnvConfig
-    except ImportError as e:
-        raise EdgeLiquidError(f"the simulator is not available: {e}") from None
-    sizes: dict[str, Any] = {
-        k: v for k, v in (("height", config.height), ("width", config.width)) if v
-    }
+    from edgeliquid.sim.env import NavEnv, NavEnvConfig
+
+    given = (("height", config.height), ("width", config.width))
+    sizes: dict[str, Any] = {k: v for k, v in given if v}
     try:
         return NavEnv(NavEnvConfig(shift=config.shift, **sizes))
     except ValueError as e:
@@ -68,7 +65,7 @@ class SimSource(FrameSource):
         self.episodes = 0  # episodes started so far
         self.last_info: dict = {}
         self._env: Any = None  # the NavEnv once open
-        self._command = np.zeros(4, np.float32)
+        self._command = np.asarray(HOLD, np.float32)
         self._stepped = True  # fast mode: no command since the last env step
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,7 +105,7 @@ class SimSource(FrameSource):
         """One env step with the newest command: the next frame and its dt in seconds."""
         obs, _reward, terminated, truncated, info = self._env.step(self._command)
         self.last_info = info
-        dt = float(info.get("dt", NOMINAL_DT))
+        dt = float(info["dt"])
         if terminated or truncated:
             log.debug("sim episode %d ended: %s", self.episodes, info)
             obs = self._new_episode()

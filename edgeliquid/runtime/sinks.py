@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from edgeliquid.contract import COMMAND_NAMES
+from edgeliquid.contract import COMMAND_NAMES, COMMAND_SIZE
 from edgeliquid.errors import EdgeLiquidError
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ class CommandMessage:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
-        if len(self.command) != len(COMMAND_NAMES):
-            raise ValueError(f"command needs {len(COMMAND_NAMES)} values, got {self.command}")
+        if len(self.command) != COMMAND_SIZE:
+            raise ValueError(f"command needs {COMMAND_SIZE} values, got {self.command}")
 
     @classmethod
     def make(cls, seq, t, command, status, reason="", latency_ms=0.0) -> CommandMessage:

@@ -22,8 +22,13 @@ import numpy as np
 from edgeliquid.contract import COMMAND_LIMITS, NOMINAL_DT
 from edgeliquid.sim.look import build_look
 from edgeliquid.sim.render import Renderer
-from edgeliquid.sim.scene import DRONE_RADIUS, TARGET_RADIUS, SceneConfig, generate_scene
-from edgeliquid.sim.scene import tree_collision as _tree_collision
+from edgeliquid.sim.scene import (
+    DRONE_RADIUS,
+    TARGET_RADIUS,
+    SceneConfig,
+    generate_scene,
+    tree_collision,
+)
 from edgeliquid.sim.shifts import SensorEffects, Timing, parse_shift
 
 try:  # gymnasium is a dev extra: the runtime-only install (make demo, run --source sim) lacks it
@@ -32,7 +37,6 @@ except ImportError:
     gym = None  # type: ignore[assignment]
 
 STATE_FIELDS = ("x", "y", "z", "yaw", "vx", "vy", "vz", "yaw_rate")
-OUTCOMES = ("success", "collision", "out_of_bounds", "timeout")
 SUBSTEP = 0.025  # s: integration and collision-check step inside one control period
 CEILING = 15.0  # m of altitude: above it the episode ends out of bounds
 
@@ -115,7 +119,10 @@ class Privileged:
 class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
     """Fly-to-target from camera frames; see the module docstring for frames and units."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["rgb_array"],
+        "render_fps": round(1 / NOMINAL_DT),  # 10: the nominal control rate
+    }
 
     def __init__(self, config: NavEnvConfig | None = None, render_mode: str | None = None) -> None:
         self.config = config or NavEnvConfig()
@@ -213,7 +220,7 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
             return True
         if self._target_distance() < TARGET_RADIUS + DRONE_RADIUS:
             return True
-        return _tree_collision(self.scene.trees, self.position)
+        return tree_collision(self.scene.trees, self.position)
 
     def _outcome(self, collided: bool) -> str | None:
         cfg = self.config

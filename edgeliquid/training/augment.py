@@ -6,7 +6,7 @@ factors once per sequence (not per frame) keeps a window temporally consistent, 
 camera under one light would be. The frames go uint8 → float → augmented → uint8, so the
 model keeps its uint8 input contract and normalises inside itself, as on the device.
 
-Speed matters here: a batch is ~14M pixel values and this machine streams memory slowly, so
+Speed matters here: a batch is ~14M pixel values and the passes are memory-bound on a CPU, so
 the three colour operations are folded into one per-sequence affine map (they are all linear
 in the pixel values), every pass is in place, and the noise comes from a bank of Gaussian
 frames drawn once per `Augmenter` (each frame gets a random bank entry) instead of fresh

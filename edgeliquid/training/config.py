@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgeliquid.contract import NOMINAL_DT
 from edgeliquid.model.policy import ARCHS
 from edgeliquid.training.augment import AugmentConfig
 
-MAX_SEQ_LEN = 256  # steps per window: 25.6 s at 10 Hz; 100000 was OOM-killed at 24 GB
+MAX_SEQ_LEN = 256  # steps per window: 25.6 s at 10 Hz; memory grows with it (100000 > 24 GB)
 RUN_FILES = ("best.pt", "last.pt", "metrics.json", "curves.png")
 
 
@@ -16,7 +17,7 @@ class TrainConfig:
     """One training run; defaults are the shipped model's recipe."""
 
     arch: str | None = None  # cfc | lstm | gru | cnn (None: cfc, or the --init checkpoint's)
-    epochs: int = 14  # ~13 min on this shared 2-core machine for 300 episodes (budget: 15)
+    epochs: int = 14  # the shipped recipe (its wall time: README, Training)
     seed: int = 0  # weights, window order and augmentation
     seq_len: int = 32  # 3.2 s at 10 Hz: long enough to see a turn settle, cheap to backprop
     seq_shift: int = 16  # half-overlapping windows: every step seen twice, in two contexts
@@ -29,8 +30,8 @@ class TrainConfig:
     val_fraction: float = 0.1  # share of episodes held out for validation
     max_minutes: float | None = None  # stop after this much training wall time (None: no cap)
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
-    # torch intra-op threads. 1: on this shared 2-core machine the recurrent core's tiny ops
-    # ran 4x (idle) to 100x (busy) slower with 2; the second core prepares batches instead.
+    # torch intra-op threads. 1: the recurrent core's ops are too small to split, and a
+    # second core is better spent preparing the next batch (README, Training).
     num_threads: int = 1
     device: str = "cpu"  # cpu, or cuda for quick sweeps where a GPU exists
     init: str | None = None  # checkpoint to fine-tune from (its model config wins)
@@ -42,7 +43,8 @@ class TrainConfig:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.seq_len > MAX_SEQ_LEN:
             raise ValueError(
-                f"seq_len must be <= {MAX_SEQ_LEN} steps ({MAX_SEQ_LEN / 10:.1f} s at 10 Hz): "
+                f"seq_len must be <= {MAX_SEQ_LEN} steps ({MAX_SEQ_LEN * NOMINAL_DT:.1f} s at "
+                f"{1 / NOMINAL_DT:.0f} Hz): "
                 f"backprop through longer windows needs memory in proportion, got {self.seq_len}"
             )
         positive = ("epochs", "seq_len", "seq_shift", "batch_size", "num_threads")

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeliquid.episodes import atomic_write, load_dataset, read_manifest
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.host import cpu_name
 from edgeliquid.model.policy import PolicyBase
@@ -48,7 +49,7 @@ from edgeliquid.training.windows import (
 Log = Callable[[str], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
     """Where a run's files went, and its metrics (also in metrics.json)."""
 
@@ -130,8 +131,6 @@ def evaluate_loss(model: PolicyBase, windows: WindowSet, batch_size: int = 32) -
 
 def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
     """Episodes and a short data summary for the metrics and the model card."""
-    from edgeliquid.episodes import load_dataset, read_manifest
-
     episodes = load_dataset(data_dir, require_finite=True)  # one NaN label: a NaN model
     manifest = read_manifest(data_dir)
     keys = ("seed", "shift", "dt_jitter", "action_noise", "hover_s")
@@ -192,8 +191,8 @@ def _save(run: _Run, path: Path, data: dict[str, Any], epoch: int, val_loss: flo
     )
 
 
-def _plain(config: TrainConfig) -> dict[str, Any]:
-    """The config as JSON/`weights_only`-safe primitives."""
+def _plain(config: Any) -> dict[str, Any]:
+    """A config dataclass as JSON/`weights_only`-safe primitives."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
@@ -213,13 +212,11 @@ def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 
 def _write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
-    from edgeliquid.episodes import atomic_write
-
     atomic_write(run_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
 
 
@@ -333,7 +330,7 @@ def _describe(run: _Run, log: Log) -> dict[str, Any]:
         "arch": arch,
         "param_count": params,
         "flops_per_step": flops,
-        "model_config": json.loads(json.dumps(dataclasses.asdict(run.model.config))),
+        "model_config": _plain(run.model.config),
         "train_windows": len(run.train_set),
         "val_windows": len(run.val_set),
         "machine": machine(run.config),

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from edgeliquid.contract import COMMAND_SIZE
+
 
 class EpisodeLike(Protocol):
     """What windows need from an episode (`edgeliquid.episodes.Episode` fits)."""
@@ -83,7 +85,7 @@ def gather(episodes: list[EpisodeLike], rows: np.ndarray, seq_len: int, nominal_
     first = episodes[int(rows[0, 0])].frames
     batch = len(rows)
     frames = np.zeros((batch, seq_len, *first.shape[1:]), dtype=np.uint8)
-    commands = np.zeros((batch, seq_len, 4), dtype=np.float32)
+    commands = np.zeros((batch, seq_len, COMMAND_SIZE), dtype=np.float32)
     dt = np.full((batch, seq_len), nominal_dt, dtype=np.float32)
     mask = np.zeros((batch, seq_len), dtype=bool)
     for i, (episode, start, length) in enumerate(rows.tolist()):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgeliquid.errors import EdgeLiquidError
+from edgeliquid.runtime import simsource as sim
 from edgeliquid.runtime.sources import (
     CaptureSource,
     FastClock,
@@ -158,16 +159,10 @@ def test_open_source_picks_the_right_kind(tmp_path):
         open_source(str(tmp_path / "missing"))
 
 
-# -- the simulator source (needs edgeliquid.sim) ---------------------------------------------
+# -- the simulator source ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def sim():
-    return pytest.importorskip("edgeliquid.runtime.simsource", reason="needs edgeliquid.sim")
-
-
-def test_fast_sim_steps_once_per_command_with_virtual_stamps(sim):
-    pytest.importorskip("edgeliquid.sim.env", reason="the simulator is not in this tree yet")
+def test_fast_sim_steps_once_per_command_with_virtual_stamps():
     clock = FastClock()
     config = sim.SimSourceConfig(fast=True, height=24, width=32, seed=3)
     with sim.SimSource(config, clock=clock) as source:
@@ -184,8 +179,7 @@ def test_fast_sim_steps_once_per_command_with_virtual_stamps(sim):
         assert source.last_info["state"][0] != x0  # the commands flew the drone
 
 
-def test_realtime_sim_delivers_frames_at_its_dt(sim):
-    pytest.importorskip("edgeliquid.sim.env", reason="the simulator is not in this tree yet")
+def test_realtime_sim_delivers_frames_at_its_dt():
     config = sim.SimSourceConfig(height=24, width=32)
     with sim.SimSource(config) as source:
         time.sleep(0.55)
@@ -193,8 +187,7 @@ def test_realtime_sim_delivers_frames_at_its_dt(sim):
     assert 4 <= frame.index <= 6  # 10 Hz for ~0.55 s
 
 
-def test_sim_starts_a_new_episode_when_one_ends(sim):
-    pytest.importorskip("edgeliquid.sim.env", reason="the simulator is not in this tree yet")
+def test_sim_starts_a_new_episode_when_one_ends():
     config = sim.SimSourceConfig(fast=True, height=24, width=32)
     with sim.SimSource(config, clock=FastClock()) as source:
         for _ in range(400):
@@ -205,7 +198,6 @@ def test_sim_starts_a_new_episode_when_one_ends(sim):
     assert source.episodes == 2
 
 
-def test_bad_sim_shift_is_a_clear_error(sim):
-    pytest.importorskip("edgeliquid.sim.env", reason="the simulator is not in this tree yet")
+def test_bad_sim_shift_is_a_clear_error():
     with pytest.raises(EdgeLiquidError, match="bad simulator settings"), open_source("sim:nope"):
         pass
