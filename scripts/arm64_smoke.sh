@@ -119,9 +119,16 @@ PLATFORMS=()  # Bookworm's glibc is 2.36: every manylinux tag up to it, as pip o
 for glibc in $(seq 36 -1 17); do PLATFORMS+=(--platform "manylinux_2_${glibc}_aarch64"); done
 PLATFORMS+=(--platform manylinux2014_aarch64)
 
+device_requirements() {  # what the install depends on: a comment or README edit keeps the cache
+  "$HOST_PY" -c 'import json, sys, tomllib
+p = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print(json.dumps([p["dependencies"], p["optional-dependencies"]["mavlink"]]))' \
+    "$REPO/pyproject.toml" 2>/dev/null || cat "$REPO/pyproject.toml"
+}
+
 install_device() {
   local key src
-  key=$( (echo "$RECIPE $ORT ${PLATFORMS[*]}"; cat "$REPO/pyproject.toml") | sha256sum | cut -c1-12)
+  key=$( (echo "$RECIPE $ORT ${PLATFORMS[*]}"; device_requirements) | sha256sum | cut -c1-12)
   SITE=$CACHE/site-$key
   if [[ -f $SITE/.edgeliquid-ready ]]; then
     say "install: reused $SITE"
