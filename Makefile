@@ -1,13 +1,15 @@
-# Two entry points for a fresh machine with Python 3.11:
-#   make demo   runtime-only venv (no torch), flies the shipped model in the simulator
-#   make test   full dev venv (CPU torch pinned), ruff + the test suite
+# Entry points for a fresh machine with Python 3.11:
+#   make demo        runtime-only venv (no torch), flies the shipped model in the simulator
+#   make test        full dev venv (CPU torch pinned), ruff + the test suite
+#   make test-arm64  the Raspberry Pi install on an emulated arm64 Bookworm userland (qemu-user;
+#                    first run needs root and the network, then cached outside the repo)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The CPU wheel; a looser spec pulls a multi-GB CUDA build.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint setup-runtime setup-dev clean
+.PHONY: demo test test-arm64 lint setup-runtime setup-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,10 @@ lint: $(VENV)/.dev
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Only pip from the venv (to resolve the aarch64 wheels); the checks run on arm64.
+test-arm64: $(BIN)/python
+	PYTHON=$(BIN)/python scripts/arm64_smoke.sh
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache
