@@ -245,6 +245,8 @@ def _collect_command(sweep: Sweep, data: dict[str, Any]) -> str:
     ):
         if key in value:
             parts.append(f"--{flag} {value[key]}")
+    if value.get("randomize"):
+        parts.append("--randomize")
     return " ".join(parts)
 
 

@@ -6,7 +6,8 @@ Each step is the public CLI, run as a subprocess and echoed, so the card's comma
 ones a user would type:
 
 1. `edgeliquid collect`: expert flights with timing variation (--dt-jitter), smooth action
-   noise (recoveries) and 2 s of hover after arrival (so stopping is in the data), no OOD
+   noise (recoveries) and 2 s of hover after arrival (so stopping is in the data), per-episode
+   randomised light and palettes (--randomize; ranges exclude the eval shifts), no OOD
    shift; collect seed 1;
 2. `edgeliquid train`: the CfC policy from scratch, wall time measured on this machine;
 3. `edgeliquid eval --shift all`: 100 episodes per shift on eval seed 12345 (disjoint scenes);
@@ -57,6 +58,7 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
             str(a.action_noise),
             "--hover",
             str(a.hover),
+            "--randomize" if a.randomize else "--no-randomize",
             "--workers",
             "2",
         ],
@@ -186,6 +188,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dt-jitter", type=float, default=0.3)
     p.add_argument("--action-noise", type=float, default=0.2)
     p.add_argument("--hover", type=float, default=2.0, help="s recorded after arrival")
+    p.add_argument(
+        "--randomize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="collect with per-episode randomised light and palettes",
+    )
     p.add_argument("--train-seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--eval-episodes", type=int, default=100)

@@ -26,6 +26,9 @@ def collect_command(
     hover: Annotated[
         float, typer.Option(help="Seconds recorded after the expert arrives (stop + hover).")
     ] = 2.0,
+    randomize: Annotated[
+        bool, typer.Option(help="Per-episode light and palettes (ranges exclude the eval shifts).")
+    ] = False,
     workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
     height: Annotated[int, typer.Option(help="Frame height: the policy's input.")] = 72,
     width: Annotated[int, typer.Option(help="Frame width: the policy's input.")] = 128,
@@ -41,6 +44,7 @@ def collect_command(
         dt_jitter=dt_jitter,
         action_noise=action_noise,
         hover_s=hover,
+        randomize=randomize,
         workers=workers,
         height=height,
         width=width,

@@ -23,6 +23,9 @@ def sim_preview_command(
     height: Annotated[int, typer.Option(help="Frame height.")] = 72,
     width: Annotated[int, typer.Option(help="Frame width.")] = 128,
     scale: Annotated[int, typer.Option(help="Pixel magnification on the sheet.")] = 2,
+    randomize: Annotated[
+        bool, typer.Option(help="Randomised light and palettes (collect --randomize), new per row.")
+    ] = False,
 ) -> None:
     """A contact sheet of what the camera sees under each shift."""
     from edgeliquid.paths import check_out_file, is_png
@@ -35,7 +38,7 @@ def sim_preview_command(
         for name in shifts:
             parse_shift(name)
         check_sheet(seeds, (height, width), scale)
-        sheet = contact_sheet(shifts, range(seeds), (height, width), scale)
+        sheet = contact_sheet(shifts, range(seeds), (height, width), scale, randomize)
     except ValueError as e:
         raise EdgeLiquidError(str(e)) from None
     save_rgb(out, sheet)
@@ -51,6 +54,9 @@ def sim_bench_command(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the numbers as JSON here.")
     ] = None,
+    randomize: Annotated[
+        bool, typer.Option(help="Randomised light and palettes (collect --randomize).")
+    ] = False,
 ) -> None:
     """Frames per second of the renderer and of env.step, on one core."""
     from edgeliquid.paths import check_out_file, json_with
@@ -61,11 +67,12 @@ def sim_bench_command(
     if json_path is not None:
         check_out_file(json_path, "--json", (".json",), json_with("render_fps", "step_fps"))
     try:
-        result = benchmark(frames, (height, width), shift)
+        result = benchmark(frames, (height, width), shift, randomize)
     except ValueError as e:
         raise EdgeLiquidError(str(e)) from None
     typer.echo(
-        f"{height}x{width}, shift {shift}, one core ({result['core']}), median / best trial:"
+        f"{height}x{width}, shift {shift}{' randomized' if randomize else ''}, "
+        f"one core ({result['core']}), median / best trial:"
     )
     for name, unit in (("render", "frames/s"), ("step", "env steps/s")):
         median, best = result[f"{name}_fps"], result[f"{name}_fps_best"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgeliquid.contract import COMMAND_LIMITS, NOMINAL_DT
 from edgeliquid.sim.look import build_look
+from edgeliquid.sim.randomize import draw_appearance
 from edgeliquid.sim.render import Renderer
 from edgeliquid.sim.scene import (
     DRONE_RADIUS,
@@ -71,6 +72,9 @@ class NavEnvConfig:
     # False: arriving does not end the episode (info["arrived"] says it), so demonstrations
     # can show the stop and the hover that follow; evaluation keeps True.
     end_on_success: bool = True
+    # per-episode light and palettes drawn from sim.randomize.RANDOMIZATION (training data
+    # only: evaluation never randomises); the scene geometry stays the same
+    randomize: bool = False
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def __post_init__(self) -> None:
@@ -146,10 +150,15 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         episode_seed = int(self._seeded(seed).integers(2**63))
         self.scene = generate_scene(episode_seed, self.shift, self.config.scene)
         r = self.renderer
-        self.look = build_look(self.scene, self.shift, r.horizon, r.panorama_width, r.focal)
+        self.appearance = draw_appearance(episode_seed) if self.config.randomize else None
+        self.look = build_look(
+            self.scene, self.shift, r.horizon, r.panorama_width, r.focal, self.appearance
+        )
         size = (self.config.height, self.config.width)
         occluders = self.scene.occluders
-        self.effects = SensorEffects(self.shift, size, r.focal, self.scene.sun, occluders)
+        a = self.appearance
+        sun, glare = (self.scene.sun, None) if a is None else (a.sun, (a.veil, a.bloom))
+        self.effects = SensorEffects(self.shift, size, r.focal, sun, occluders, glare)
         self._step_rng = np.random.default_rng([episode_seed, 1])
         self.position = self.scene.start[:3].copy()
         self.yaw = float(self.scene.start[3])

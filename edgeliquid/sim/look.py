@@ -9,13 +9,15 @@ without seams.
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
+from edgeliquid.sim.randomize import Appearance, kelvin_gains
 from edgeliquid.sim.scene import Scene
-from edgeliquid.sim.shifts import Shift
+from edgeliquid.sim.shifts import DUSK_LIGHT, Shift
 
 Color = tuple[int, int, int]
 TEXEL = 0.25  # m per ground texel
@@ -40,6 +42,7 @@ class Palette:
     snow: bool = False  # white caps on conifers
     fog_distance: float = 90.0  # m at which haze reaches 63%
     light: float = 1.0  # multiplies object colours (dusk)
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)  # colour of the light on objects
 
 
 PALETTES = {
@@ -100,8 +103,64 @@ def palette_for(shift: Shift) -> Palette:
         ground=(tone(palette.ground[0]), tone(palette.ground[1]), tone(palette.ground[2])),
         fog=(120, 80, 70),
         fog_distance=60.0,
-        light=0.5,
+        light=DUSK_LIGHT,
     )
+
+
+OVERCAST_SKY = ((150, 155, 165), (200, 200, 205), (205, 207, 212))  # top, horizon, cloud
+DUSK_HORIZON = (235, 130, 70)  # glow 1
+
+
+def randomized_palette(palette: Palette, a: Appearance) -> Palette:
+    """`palette` under one randomised appearance: sky, ground and foliage recoloured, then
+    exposure and colour temperature on everything (objects through `light` and `tint`)."""
+    light = tuple(a.exposure * g for g in kelvin_gains(a.kelvin))
+
+    def lit(c: tuple) -> Color:
+        return _rgb(v * k for v, k in zip(c, light, strict=True))
+
+    top = _lerp(palette.sky_top, OVERCAST_SKY[0], a.overcast)
+    horizon = _lerp(_lerp(palette.sky_horizon, OVERCAST_SKY[1], a.overcast), DUSK_HORIZON, a.glow)
+    cloud = _lerp(_lerp(palette.cloud, OVERCAST_SKY[2], a.overcast), DUSK_HORIZON, a.glow / 3)
+    mid = palette.ground[1]
+    spread = [tuple(m + (c - m) * a.contrast for c, m in zip(g, mid, strict=True)) for g in
+              palette.ground]  # fmt: skip
+    ground = [_hsv(g, a.ground_hue, a.ground_saturation, a.ground_gain) for g in spread]
+
+    def leaf(c: Color) -> Color:
+        return _hsv(c, a.foliage_hue, 1.0, a.foliage_gain)
+
+    return replace(
+        palette,
+        sky_top=lit(_hsv(top, a.sky_hue, 1.0, 1.0)),
+        sky_horizon=lit(_hsv(horizon, a.sky_hue, 1.0, 1.0)),
+        cloud=lit(cloud),
+        hills=lit(_hsv(palette.hills, a.ground_hue, 1.0, a.ground_gain)),
+        ground=(lit(ground[0]), lit(ground[1]), lit(ground[2])),
+        fog=lit(_lerp(palette.fog, horizon, a.fog_mix)),
+        fog_distance=a.fog_distance,
+        trunk=_rgb(v * a.foliage_gain for v in palette.trunk),
+        foliage=(leaf(palette.foliage[0]), leaf(palette.foliage[1])),
+        conifer=leaf(palette.conifer),
+        light=palette.light * a.exposure,
+        tint=kelvin_gains(a.kelvin),
+    )
+
+
+def _rgb(values) -> Color:
+    r, g, b = (round(min(max(float(v), 0.0), 255.0)) for v in values)
+    return (r, g, b)
+
+
+def _lerp(a: tuple, b: tuple, t: float) -> Color:
+    return _rgb(x + (y - x) * t for x, y in zip(a, b, strict=True))
+
+
+def _hsv(c: tuple, hue_deg: float, saturation: float, gain: float) -> Color:
+    """`c` with its hue turned, saturation and value multiplied (clipped)."""
+    h, s, v = colorsys.rgb_to_hsv(*(min(max(x, 0.0), 255.0) / 255.0 for x in c))
+    r, g, b = colorsys.hsv_to_rgb((h + hue_deg / 360.0) % 1.0, min(s * saturation, 1.0), v)
+    return _rgb((r * gain * 255.0, g * gain * 255.0, b * gain * 255.0))
 
 
 @dataclass
@@ -116,9 +175,20 @@ class Look:
     tree_colors: np.ndarray  # float32 [N, 4, 3]: trunk, canopy, canopy highlight, snow
 
 
-def build_look(scene: Scene, shift: Shift, rows: int, panorama_width: int, focal: float) -> Look:
-    """The appearance of `scene` under `shift` for a renderer with these dimensions."""
+def build_look(
+    scene: Scene,
+    shift: Shift,
+    rows: int,
+    panorama_width: int,
+    focal: float,
+    appearance: Appearance | None = None,
+) -> Look:
+    """The appearance of `scene` under `shift` for a renderer with these dimensions; a
+    randomised `appearance` recolours it and puts its sun in the sky."""
     palette = palette_for(shift)
+    if appearance is not None:
+        palette = randomized_palette(palette, appearance)
+    sun = None if appearance is None else appearance.sun
     rng = np.random.default_rng(scene.texture_seed)
     coarse = _ranked(_periodic_noise(rng, (TEXTURE, TEXTURE), slope=1.8))
     grain = _periodic_noise(rng, (TEXTURE, TEXTURE), slope=0.0) * 0.08
@@ -127,7 +197,7 @@ def build_look(scene: Scene, shift: Shift, rows: int, panorama_width: int, focal
         fog=np.array(palette.fog, np.float32),
         texture=_rgba(_mix(palette.ground, np.clip(coarse + grain, 0, 1))),
         texture_far=_rgba(_mix(palette.ground, coarse)),
-        panorama=_panorama(rng, palette, rows, panorama_width, focal),
+        panorama=_panorama(rng, palette, rows, panorama_width, focal, sun),
         tree_colors=_tree_colors(scene.trees, palette),
     )
 
@@ -165,9 +235,15 @@ def _rgba(rgb: np.ndarray) -> np.ndarray:
 
 
 def _panorama(
-    rng: np.random.Generator, palette: Palette, rows: int, width: int, focal: float
+    rng: np.random.Generator,
+    palette: Palette,
+    rows: int,
+    width: int,
+    focal: float,
+    sun: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """Sky gradient with clouds and a far tree line, one column per 1/focal rad of azimuth."""
+    """Sky gradient with clouds (and the sun, if given) and a far tree line, one column per
+    1/focal rad of azimuth."""
     elevation = np.arctan((rows - (np.arange(rows) + 0.5)) / focal)[:, None]
     top, horizon = np.array(palette.sky_top, np.float32), np.array(palette.sky_horizon, np.float32)
     t = np.clip(elevation / 0.6, 0, 1) ** 0.7
@@ -175,12 +251,26 @@ def _panorama(
     clouds = _periodic_noise(rng, (rows, width), slope=1.6)
     alpha = np.clip((clouds - 0.2) * 0.7, 0, 0.9) * np.clip(elevation / 0.08, 0, 1)
     sky = sky + (np.array(palette.cloud, np.float32) - sky) * alpha[..., None]
+    if sun is not None:
+        sky = _sun_in_sky(sky, elevation, sun, palette, width)
     ridge = _periodic_noise(rng, (1, width), slope=1.2)[0]
     bumps = _periodic_noise(rng, (1, width), slope=0.3)[0]
     line = 0.035 + 0.02 * ridge + 0.006 * bumps  # elevation (rad) of the far hills by azimuth
     far = np.array(palette.hills, np.float32) * 0.55 + np.array(palette.fog, np.float32) * 0.45
     sky[elevation[:, 0][:, None] < line[None, :]] = far
     return np.ascontiguousarray(np.clip(sky, 0, 255).astype(np.uint8))
+
+
+def _sun_in_sky(
+    sky: np.ndarray, elevation: np.ndarray, sun: tuple[float, float], palette: Palette, width: int
+) -> np.ndarray:
+    """A saturated sun disc with a halo that brightens the sky around it."""
+    azimuth = (np.arange(width) + 0.5) * (2 * np.pi / width)
+    d_az = np.abs(np.remainder(azimuth - sun[0] + np.pi, 2 * np.pi) - np.pi)[None, :]
+    distance = np.hypot(d_az * np.cos(sun[1]), elevation - sun[1])  # rad from the sun
+    glow = 255.0 * np.exp(-((distance / 0.03) ** 2)) + 90.0 * np.exp(-distance / 0.2)
+    color = np.array(palette.tint, np.float32) * np.array([1.0, 0.97, 0.9], np.float32)
+    return sky + glow.astype(np.float32)[..., None] * color
 
 
 def _tree_colors(trees: np.ndarray, palette: Palette) -> np.ndarray:
@@ -194,4 +284,4 @@ def _tree_colors(trees: np.ndarray, palette: Palette) -> np.ndarray:
     highlight = np.minimum(canopy * 1.2 + 15, 255)
     snow = np.broadcast_to(np.array(SNOW, np.float32), canopy.shape)
     colors = np.stack([trunk, canopy, highlight, snow], axis=1) * palette.light
-    return colors.astype(np.float32)
+    return (colors * np.array(palette.tint, np.float32)).astype(np.float32)

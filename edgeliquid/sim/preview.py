@@ -33,9 +33,12 @@ def _timing_note(shift_name: str) -> str:
     return f"{1 / (0.1 * shift.dt_scale):.0f} Hz"
 
 
-def _frames(shift: str, seed: int, size: tuple[int, int]) -> list[np.ndarray]:
+def _frames(
+    shift: str, seed: int, size: tuple[int, int], randomize: bool = False
+) -> list[np.ndarray]:
     """First frame and one from MID_FLIGHT_S seconds into the expert's flight."""
-    env = NavEnv(NavEnvConfig(height=size[0], width=size[1], shift=shift))
+    config = NavEnvConfig(height=size[0], width=size[1], shift=shift, randomize=randomize)
+    env = NavEnv(config)
     flight = rollout(env, ExpertPolicy(), episode_seed(seed, 0, "eval"))
     first = frame = next(flight)
     while frame.info["time"] < MID_FLIGHT_S and not frame.done:
@@ -55,17 +58,23 @@ def check_sheet(seeds: int, size: tuple[int, int], scale: int) -> None:
 
 
 def contact_sheet(
-    shifts: Sequence[str], seeds: Sequence[int], size: tuple[int, int] = (72, 128), scale: int = 2
+    shifts: Sequence[str],
+    seeds: Sequence[int],
+    size: tuple[int, int] = (72, 128),
+    scale: int = 2,
+    randomize: bool = False,
 ) -> np.ndarray:
-    """An RGB image: a labelled row of frames per shift."""
+    """An RGB image: a labelled row of frames per shift (randomised: each row new draws)."""
     check_sheet(len(seeds), size, scale)
     rows = []
-    for shift in shifts:
-        frames = [f for seed in seeds for f in _frames(shift, seed, size)]
+    for row, shift in enumerate(shifts):
+        row_seeds = [s + row * len(seeds) for s in seeds] if randomize else seeds
+        frames = [f for seed in row_seeds for f in _frames(shift, seed, size, randomize)]
         strip = np.concatenate([np.pad(f, ((1, 1), (1, 1), (0, 0))) for f in frames], axis=1)
         strip = cv2.resize(strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
         label = np.full((strip.shape[0], LABEL_WIDTH, 3), 30, np.uint8)
-        for line, text in enumerate((shift, _timing_note(shift))):
+        notes = (shift, _timing_note(shift), *(["randomized"] if randomize else []))
+        for line, text in enumerate(notes):
             org = (6, 22 + 20 * line)
             cv2.putText(label, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1)
         rows.append(np.concatenate([label, strip], axis=1))
@@ -126,9 +135,14 @@ def _timed(fn: Callable[[int], object], count: int, trials: int = 10) -> tuple[f
     return float(np.median(rates)), max(rates)
 
 
-def benchmark(frames: int = 2000, size: tuple[int, int] = (72, 128), shift: str = "none") -> dict:
+def benchmark(
+    frames: int = 2000, size: tuple[int, int] = (72, 128), shift: str = "none", randomize=False
+) -> dict:
     """Frames per second of the renderer alone and of whole env steps, on one core."""
-    env = NavEnv(NavEnvConfig(height=size[0], width=size[1], shift=shift, time_limit=1e9))
+    config = NavEnvConfig(
+        height=size[0], width=size[1], shift=shift, time_limit=1e9, randomize=randomize
+    )
+    env = NavEnv(config)
     env.reset(seed=episode_seed(0, 0, "eval"))
     poses = _flight_poses(env, min(frames, 300))
     env.reset(seed=episode_seed(0, 0, "eval"))
@@ -143,6 +157,7 @@ def benchmark(frames: int = 2000, size: tuple[int, int] = (72, 128), shift: str 
         "height": size[0],
         "width": size[1],
         "shift": shift,
+        "randomize": randomize,
         "frames": frames,
         "core": core,
         "render_fps": render_fps,  # median of 10 trials

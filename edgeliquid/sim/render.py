@@ -155,7 +155,8 @@ def _fx(v: float) -> int:
 
 
 def _hazy(rgb: tuple | np.ndarray, look: Look, haze: float) -> tuple[int, int, int]:
-    r, g, b = (float(a) * look.palette.light for a in rgb)
+    tint = look.palette.tint
+    r, g, b = (float(a) * look.palette.light * t for a, t in zip(rgb, tint, strict=True))
     f = look.fog
     return (int(r + (f[0] - r) * haze), int(g + (f[1] - g) * haze), int(b + (f[2] - b) * haze))
 

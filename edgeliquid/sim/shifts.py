@@ -8,10 +8,36 @@ the privileged expert is affected by timing shifts only.
 
 `SensorEffects` applies the per-frame pixel effects (glare, lens occlusion, blur, noise) after
 the renderer; `Timing` samples the seconds between frames.
+
+Training-time randomisation (`collect --randomize`, `sim/randomize.py`) varies the light and the
+palettes per episode over ranges that stop short of every preset below. Each preset's defining
+value, and the randomisation range of the same quantity (checked by tests/sim/test_randomize.py
+over 2000 draws, with a margin; `Randomization` refuses ranges that reach a preset):
+
+| preset      | defining value                                | randomised range                   |
+|-------------|-----------------------------------------------|------------------------------------|
+| dusk        | object light 0.5, ground x(0.55,0.42,0.38)    | exposure 0.65..1.4 (floor 0.6)     |
+|             | (luma 0.45), sky top (28,34,72), horizon      | ground gain 0.85..1.2, so ground   |
+|             | (235,130,70) = glow 1                         | luma >= 0.55; glow 0..0.5 (< 0.75) |
+| glare       | veil 0.75x+60 and full bloom = strength 1     | veil 0..0.5, bloom 0..0.6 (< 0.75) |
+| autumn      | ground hue 39, foliage 41/26 deg (summer 92,  | hue shifts -15..15 deg (max 30)    |
+|             | foliage 115/95)                               |                                    |
+| winter      | snow, ground saturation 0.05 (summer 0.58)    | ground saturation x0.7..1.3, no    |
+|             |                                               | snow (floor x0.4)                  |
+| noise, blur | noise_std 14, blur_sigma 1.6                  | never set by randomisation         |
+| occlusion,  | occluders 4, distractors 8,                   | never set by randomisation         |
+| distractors | dt_scale 2 / 0.5, dt_range (0.4, 2)           |                                    |
+| and timing  |                                               |                                    |
+
+Also drawn, matching no preset: sun azimuth (full circle) and elevation 0.02..0.9 rad (the sun
+is drawn in the sky, low suns in view), colour temperature 4500..9000 K (luma-neutral gains),
+fog distance 45..250 m and fog colour (mix 0..1 toward the horizon), overcast 0..0.7, sky hue
+-12..12 deg, foliage gain 0.8..1.2, ground texture contrast 0.6..1.5.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -19,6 +45,8 @@ import cv2
 import numpy as np
 
 SEASONS = ("summer", "autumn", "winter")
+DUSK_LIGHT = 0.5  # dusk: objects at half light
+GLARE_VEIL = (0.75, 60.0)  # glare at strength 1: frame x 0.75 + 60 everywhere, plus the bloom
 
 
 @dataclass(frozen=True)
@@ -130,23 +158,37 @@ class Timing:
 
 
 class SensorEffects:
-    """The per-frame pixel effects of a shift, built once per episode."""
+    """The per-frame pixel effects of a shift, built once per episode.
+
+    `glare` is (veil, bloom) as shares of the `glare` preset's (1, 1, its default when the
+    shift has glare); randomisation passes weaker ones.
+    """
 
     def __init__(
-        self, shift: Shift, size: tuple[int, int], focal: float, sun: tuple, occluders: np.ndarray
+        self,
+        shift: Shift,
+        size: tuple[int, int],
+        focal: float,
+        sun: tuple,
+        occluders: np.ndarray,
+        glare: tuple[float, float] | None = None,
     ) -> None:
         height, width = size
         self.shift = shift
         self.focal = focal
         self.sun_azimuth, self.sun_elevation = sun
         self.blur = shift.blur_sigma * width / 128
-        self.bloom = _bloom_kernel(height, width) if shift.glare else None
+        veil, bloom = (1.0, 1.0) if shift.glare else glare or (0.0, 0.0)
+        self.veil = (1 - (1 - GLARE_VEIL[0]) * veil, GLARE_VEIL[1] * veil)  # gain, lift
+        self.veil_lut = _veil_lut(*self.veil)
+        self.glare = veil > 0 or bloom > 0
+        self.bloom = _bloom_kernel(height, width) * np.float32(bloom) if bloom > 0 else None
         self.occluder_mask = _occluder_mask(occluders, height, width) if len(occluders) else None
         self.occluder_color = np.array([38, 33, 28], np.uint8)  # dirt / a dead leaf
 
     def apply(self, frame: np.ndarray, yaw: float, rng: np.random.Generator) -> np.ndarray:
         """Glare, then lens occlusion, blur and sensor noise, in the order light meets them."""
-        if self.bloom is not None:
+        if self.glare:
             frame = self._glare(frame, yaw)
         if self.occluder_mask is not None:
             frame[self.occluder_mask] = self.occluder_color
@@ -159,18 +201,32 @@ class SensorEffects:
 
     def _glare(self, frame: np.ndarray, yaw: float) -> np.ndarray:
         """A veil that lifts the blacks everywhere plus a bloom around the sun when in view."""
-        h, w = frame.shape[:2]
-        rel = math.remainder(self.sun_azimuth - yaw, 2 * math.pi)
-        out = frame.astype(np.float32) * 0.75 + np.float32(60.0)
-        if abs(rel) < math.radians(80):
-            u = round(w / 2 + self.focal * math.tan(rel))
-            v = round(h / 2 - self.focal * math.tan(self.sun_elevation))
-            top, left = h - v, w - u
-            if self.bloom is not None and 0 <= top <= h and 0 <= left <= w:
-                out += self.bloom[top : top + h, left : left + w]
+        bloom = self._bloom_crop(frame.shape[0], frame.shape[1], yaw)
+        if bloom is None:  # the veil alone: a lookup table, the same values as the sum below
+            return cv2.LUT(frame, self.veil_lut)
+        out = frame.astype(np.float32) * np.float32(self.veil[0]) + np.float32(self.veil[1])
+        out += bloom
         return np.clip(out, 0, 255).astype(np.uint8)
 
+    def _bloom_crop(self, h: int, w: int, yaw: float) -> np.ndarray | None:
+        """The [H, W, 3] bloom around the sun where it is in the frame, else None."""
+        rel = math.remainder(self.sun_azimuth - yaw, 2 * math.pi)
+        if self.bloom is None or abs(rel) >= math.radians(80):
+            return None
+        u = round(w / 2 + self.focal * math.tan(rel))
+        v = round(h / 2 - self.focal * math.tan(self.sun_elevation))
+        top, left = h - v, w - u
+        if 0 <= top <= h and 0 <= left <= w:
+            return self.bloom[top : top + h, left : left + w]
+        return None
 
+
+def _veil_lut(gain: float, lift: float) -> np.ndarray:
+    levels = np.arange(256, dtype=np.float32) * np.float32(gain) + np.float32(lift)
+    return np.clip(levels, 0, 255).astype(np.uint8)
+
+
+@functools.cache
 def _bloom_kernel(height: int, width: int) -> np.ndarray:
     """A [2H, 2W, 3] warm radial bloom centred at (H, W), cropped to place the sun."""
     yy, xx = np.mgrid[-height:height, -width:width].astype(np.float32)

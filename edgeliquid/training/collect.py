@@ -43,6 +43,8 @@ class CollectConfig:
     hover_s: float = 2.0
     height: int = 72
     width: int = 128
+    # per-episode light and palettes (sim.randomize ranges, which exclude the eval shifts)
+    randomize: bool = False
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -66,6 +68,7 @@ class CollectConfig:
             shift=self.shift,
             dt_jitter=self.dt_jitter,
             end_on_success=self.hover_s == 0,
+            randomize=self.randomize,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -80,6 +83,7 @@ class CollectConfig:
             "action_noise": self.action_noise,
             "noise_tau": self.noise_tau,
             "hover_s": self.hover_s,
+            "randomize": self.randomize,
         }
 
 
@@ -118,6 +122,8 @@ def record_episode(config: CollectConfig, index: int) -> episodes.Episode:
         "final_distance_m": info["distance"],
         "state_fields": [*STATE_FIELDS, *STATE_EXTRA],
     }
+    if env.appearance is not None:
+        meta["appearance"] = env.appearance.as_dict()
     return episodes.Episode(
         frames=np.stack(frames),
         commands=np.stack(commands).astype(np.float32),
