@@ -238,6 +238,12 @@ def results_block(setup: dict[str, Any], table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _lr_phrase(setup: dict[str, Any]) -> str:
+    if setup["lr_grid"]:
+        return "each arch's learning rate chosen on validation loss"
+    return "the same learning rate for every arch (no `--lr-grid`)"
+
+
 def readme_block(setup: dict[str, Any], table: dict[str, Any]) -> str:
     seeds, episodes = len(setup["training_seeds"]), setup["eval"]["episodes_per_shift"]
     archs = ", ".join(a for a in table["archs"] if a != report.REFERENCE)
@@ -251,7 +257,7 @@ def readme_block(setup: dict[str, Any], table: dict[str, Any]) -> str:
     lines = [
         f"[docs/results.md](docs/results.md) compares the wired CfC with {archs} of the same size "
         f"({seeds} training seeds each, {episodes} episodes per shift, same data and recipe, "
-        f"each arch's learning rate chosen on validation loss; `scripts/compare_archs.py`, "
+        f"{_lr_phrase(setup)}; `scripts/compare_archs.py`, "
         f"{setup['date']}). Success pooled over the seeds, 95% intervals:",
         "",
         *_header(columns, 4),
