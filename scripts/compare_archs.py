@@ -1,15 +1,24 @@
-"""Train CfC, LSTM, GRU and CNN policies on the same data and budget; compare them in closed loop.
+"""Train every policy arch on the same data and recipe, fly each closed loop, compare them.
 
-Every architecture gets the same episodes, the same TrainConfig (epochs, windows, lr, batch)
-and one run per training seed; each best checkpoint is then flown with `evaluate` over every
-single shift on evaluation scenes disjoint from the training data. Writes docs/results.md
-(arch × shift table of success, mean ± spread over training seeds) and docs/results.json.
+The settled comparison (issue 12): the wired CfC against a dense CfC, LSTM, LSTM + dt, GRU and
+CNN at the same parameter budget, 5 training seeds each, 100 episodes per shift. Regenerate
+docs/results.md (its marked block), docs/results.json and the README's marked Results block:
 
-Runs are resumable: a run folder that already holds metrics.json (trained) or eval.json
-(evaluated) is reused, so a killed sweep continues where it stopped.
+    .venv/bin/python scripts/compare_archs.py --data data/shipped --out runs/compare \
+        --lr-grid 1e-3,2e-3,4e-3 --jobs 6 --workers 16 --device cuda
 
-    .venv/bin/python scripts/compare_archs.py --data data/train_s1_n300 --out runs/compare \
-        --seeds 2 --epochs 8 --episodes 50 --jobs 1
+1. `--lr-grid`: per arch, one run per learning rate (training seed `--lr-seed`, apart from the
+   seeds compared) and the lr with the lowest best validation loss; the test shifts never
+   choose. Without it every arch trains at `--lr`.
+2. `--seeds` training runs per arch at its lr, same data, same TrainConfig otherwise.
+3. Each best.pt flies `--episodes` episodes per shift (`evaluate`, eval seed `--eval-seed`):
+   episode i is the same scene for every shift and every run, so archs pair up scene by scene.
+4. Statistics: `compare_report.py` (Wilson per cell, paired bootstrap differences); pages:
+   `compare_pages.py` (only the marked blocks of docs/results.md and the README).
+
+Resumable: a run folder with metrics.json (trained) or eval.json (evaluated, same episodes,
+seed and shifts) is reused, so a killed sweep continues where it stopped; a folder trained
+with another recipe is refused, never mixed in.
 """
 
 from __future__ import annotations
@@ -24,9 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the two modules beside this file
 
-ARCHS = ("cfc", "lstm", "gru", "cnn")
+import compare_pages
+import compare_report
+
+from edgeliquid.model.policy import ARCHS
+from edgeliquid.training.config import TrainConfig
+
+DEFAULT_LR = TrainConfig().lr
 
 
 @dataclass(frozen=True)
@@ -36,300 +51,188 @@ class Sweep:
     data: Path
     out: Path
     archs: tuple[str, ...] = ARCHS
-    seeds: int = 2
-    epochs: int = 14
-    episodes: int = 50
-    eval_seed: int = 12345
+    seeds: int = 5  # training seeds per arch: 0..seeds-1
+    epochs: int = 14  # the shipped recipe's budget, the same for every arch
+    episodes: int = 100  # per shift: a Wilson interval of about +-0.05 near 0.8 per run
+    eval_seed: int = 12345  # disjoint from the data's collect seeds
+    shifts: tuple[str, ...] = ()  # () = every single shift
+    lr: float = DEFAULT_LR  # every arch's lr when there is no grid
+    lr_grid: tuple[float, ...] = ()  # per-arch lr candidates, chosen on validation loss
+    lr_seed: int = 100  # the grid's training seed: not one of the compared seeds
     jobs: int = 1
     workers: int = 2
     threads: int = 1
     device: str = "cpu"
     max_minutes: float | None = None
     docs: Path = Path("docs")
+    readme: Path = Path("README.md")
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.archs) - set(ARCHS))
-        if unknown:
+        if unknown or not self.archs:
             raise ValueError(f"unknown archs {unknown}; choose from {', '.join(ARCHS)}")
         for name in ("seeds", "epochs", "episodes", "jobs", "workers", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if not all(lr > 0 for lr in (self.lr, *self.lr_grid)):
+            raise ValueError(f"learning rates must be > 0, got {self.lr} / {self.lr_grid}")
+        if self.lr_grid and self.lr_seed < self.seeds:
+            raise ValueError(
+                f"--lr-seed {self.lr_seed} is one of the compared seeds 0..{self.seeds - 1}: "
+                "the lr would be chosen on a run that is then compared"
+            )
 
-    def run_dir(self, arch: str, seed: int) -> Path:
-        return self.out / f"{arch}_seed{seed}"
+    def shift_list(self) -> list[str]:
+        from edgeliquid.sim.shifts import parse_shift, shift_names
+
+        for shift in self.shifts:
+            parse_shift(shift)  # ValueError naming the valid shifts
+        return list(self.shifts) or shift_names()
+
+    def run_dir(self, arch: str, seed: int, lr: float) -> Path:
+        return self.out / f"{arch}_lr{lr:g}_seed{seed}"
+
+    def grid_dir(self, arch: str, lr: float) -> Path:
+        return self.out / "lr_grid" / f"{arch}_lr{lr:g}_seed{self.lr_seed}"
 
 
-def _train_one(sweep: Sweep, arch: str, seed: int) -> dict[str, Any]:
-    """Train one (arch, seed) unless its metrics.json exists; returns the metrics."""
-    import torch
+@dataclass(frozen=True)
+class Job:
+    """One training run of the sweep."""
 
-    from edgeliquid.training.config import TrainConfig
-    from edgeliquid.training.trainer import train
+    arch: str
+    seed: int
+    lr: float
+    run_dir: Path
 
-    run_dir = sweep.run_dir(arch, seed)
-    if (run_dir / "metrics.json").is_file():
-        return json.loads((run_dir / "metrics.json").read_text())
-    torch.set_num_threads(sweep.threads)
-    config = TrainConfig(
-        arch=arch,
-        seed=seed,
+
+def _train_config(sweep: Sweep, job: Job) -> TrainConfig:
+    return TrainConfig(
+        arch=job.arch,
+        seed=job.seed,
         epochs=sweep.epochs,
+        lr=job.lr,
         num_threads=sweep.threads,
         device=sweep.device,
         max_minutes=sweep.max_minutes,
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "train.log", "w") as log:
-        result = train(sweep.data, run_dir, config, log=lambda s: print(s, file=log, flush=True))
+
+
+def _check_reused(sweep: Sweep, job: Job, metrics: dict[str, Any]) -> None:
+    """A finished run folder is reused only if it was trained as this job asks."""
+    want = {"arch": job.arch, "seed": job.seed, "lr": job.lr, "epochs": sweep.epochs}
+    got = {k: metrics["train_config"].get(k) for k in want}
+    if got != want or metrics["data"]["dir"] != str(sweep.data):
+        raise SystemExit(
+            f"compare_archs: {job.run_dir} was trained with {got} on {metrics['data']['dir']}, "
+            f"this sweep needs {want} on {sweep.data}: use another --out"
+        )
+
+
+def train_one(sweep: Sweep, job: Job) -> dict[str, Any]:
+    """Train `job` unless its metrics.json exists; returns the metrics."""
+    from edgeliquid.training.trainer import train
+
+    done = job.run_dir / "metrics.json"
+    if done.is_file():
+        metrics = json.loads(done.read_text())
+        _check_reused(sweep, job, metrics)
+        return metrics
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(job.run_dir / "train.log", "w") as log:
+        result = train(
+            sweep.data,
+            job.run_dir,
+            _train_config(sweep, job),
+            log=lambda s: print(s, file=log, flush=True),
+        )
+    print(
+        f"trained {job.arch} seed {job.seed} lr {job.lr:g}: best val "
+        f"{result.metrics['best_val_loss']:.4f} ({time.monotonic() - started:.0f} s)",
+        flush=True,
+    )
     return result.metrics
 
 
-def _train_job(job: tuple[Sweep, str, int]) -> tuple[str, int, float]:
-    sweep, arch, seed = job
-    started = time.monotonic()
-    metrics = _train_one(sweep, arch, seed)
-    print(
-        f"trained {arch} seed {seed}: best val {metrics['best_val_loss']:.4f} "
-        f"({time.monotonic() - started:.0f} s)",
-        flush=True,
+def _train_job(args: tuple[Sweep, Job]) -> dict[str, Any]:
+    return train_one(*args)
+
+
+def train_all(sweep: Sweep, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Every job's metrics, in order; `sweep.jobs` at a time in spawned processes."""
+    if sweep.jobs == 1 or len(jobs) == 1:
+        return [train_one(sweep, job) for job in jobs]
+    with multiprocessing.get_context("spawn").Pool(min(sweep.jobs, len(jobs))) as pool:
+        return pool.map(_train_job, [(sweep, job) for job in jobs], chunksize=1)
+
+
+def choose_lrs(sweep: Sweep) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Per arch: the lr with the lowest best validation loss on the grid (or `sweep.lr`), and
+    every grid run's loss (empty without a grid)."""
+    if not sweep.lr_grid:
+        return {arch: sweep.lr for arch in sweep.archs}, {}
+    jobs = [
+        Job(arch, sweep.lr_seed, lr, sweep.grid_dir(arch, lr))
+        for arch in sweep.archs
+        for lr in sweep.lr_grid
+    ]
+    losses: dict[str, dict[str, float]] = {arch: {} for arch in sweep.archs}
+    for job, metrics in zip(jobs, train_all(sweep, jobs), strict=True):
+        losses[job.arch][f"{job.lr:g}"] = float(metrics["best_val_loss"])
+    chosen = {arch: float(compare_report.lowest(losses[arch])) for arch in sweep.archs}
+    return chosen, losses
+
+
+def final_jobs(sweep: Sweep, lrs: dict[str, float]) -> list[Job]:
+    return [
+        Job(arch, seed, lrs[arch], sweep.run_dir(arch, seed, lrs[arch]))
+        for seed in range(sweep.seeds)
+        for arch in sweep.archs
+    ]
+
+
+def _cached_eval(path: Path, sweep: Sweep, shifts: list[str]) -> dict[str, Any] | None:
+    """eval.json if it holds per-episode outcomes of this sweep's episodes, seed and shifts."""
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    same = (
+        report.get("episodes") == sweep.episodes
+        and report.get("seed") == sweep.eval_seed
+        and [row["shift"] for row in report.get("results", [])] == shifts
+        and "episode_results" in report
     )
-    return arch, seed, float(metrics["wall_seconds"])
+    return report if same else None
 
 
-def train_all(sweep: Sweep) -> None:
-    """Every (arch, seed) run, `jobs` at a time in spawned processes."""
-    jobs = [(sweep, arch, seed) for seed in range(sweep.seeds) for arch in sweep.archs]
-    if sweep.jobs == 1:
-        for job in jobs:
-            _train_job(job)
-        return
-    with multiprocessing.get_context("spawn").Pool(sweep.jobs) as pool:
-        for _ in pool.imap_unordered(_train_job, jobs):
-            pass
-
-
-def evaluate_all(sweep: Sweep) -> dict[tuple[str, int], dict[str, Any]]:
-    """The eval report of every run's best.pt over all single shifts (cached in eval.json)."""
+def evaluate_all(sweep: Sweep, jobs: list[Job]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The eval report (with per-episode outcomes) of every run's best.pt, cached in eval.json."""
+    from edgeliquid.episodes import atomic_write
     from edgeliquid.evaluate import evaluate
-    from edgeliquid.sim.shifts import shift_names
 
-    reports = {}
-    for seed in range(sweep.seeds):
-        for arch in sweep.archs:
-            path = sweep.run_dir(arch, seed) / "eval.json"
-            if not path.is_file():
-                started = time.monotonic()
-                report = evaluate(
-                    str(sweep.run_dir(arch, seed) / "best.pt"),
-                    episodes=sweep.episodes,
-                    seed=sweep.eval_seed,
-                    shifts=shift_names(),
-                    workers=sweep.workers,
-                )
-                path.write_text(json.dumps(report, indent=1) + "\n")
-                print(
-                    f"evaluated {arch} seed {seed} ({time.monotonic() - started:.0f} s)", flush=True
-                )
-            reports[arch, seed] = json.loads(path.read_text())
+    shifts, reports = sweep.shift_list(), {}
+    for job in jobs:
+        path = job.run_dir / "eval.json"
+        report = _cached_eval(path, sweep, shifts)
+        if report is None:
+            started = time.monotonic()
+            report = evaluate(
+                str(job.run_dir / "best.pt"),
+                episodes=sweep.episodes,
+                seed=sweep.eval_seed,
+                shifts=shifts,
+                workers=sweep.workers,
+                keep_episodes=True,
+            )
+            atomic_write(path, (json.dumps(report, indent=1) + "\n").encode())
+            print(f"evaluated {job.arch} seed {job.seed} ({time.monotonic() - started:.0f} s)")
+        reports[job.arch, job.seed] = report
     return reports
 
 
-def _stat(values: list[float], n_episodes: int) -> dict[str, Any]:
-    """Mean and spread: std over training seeds, or a binomial std error for one seed."""
-    mean = float(np.mean(values))
-    if len(values) > 1:
-        spread, kind = float(np.std(values, ddof=1)), "std over training seeds"
-    else:
-        spread, kind = float(np.sqrt(mean * (1 - mean) / n_episodes)), "binomial std error"
-    return {"mean": mean, "spread": spread, "spread_kind": kind, "per_seed": values}
-
-
-def aggregate(sweep: Sweep, reports: dict) -> dict[str, Any]:
-    """Per arch: sizes, training facts, and per-shift success / collision statistics."""
-    out = {}
-    for arch in sweep.archs:
-        seeds = range(sweep.seeds)
-        metrics = [json.loads((sweep.run_dir(arch, s) / "metrics.json").read_text()) for s in seeds]
-        shifts = [row["shift"] for row in reports[arch, 0]["results"]]
-        rows = {s: {r["shift"]: r for r in reports[arch, s]["results"]} for s in seeds}
-        success = {
-            sh: _stat([rows[s][sh]["success_rate"] for s in seeds], sweep.episodes) for sh in shifts
-        }
-        shifted = [sh for sh in shifts if sh != "none"]
-        per_seed_mean = [
-            float(np.mean([rows[s][sh]["success_rate"] for sh in shifted])) for s in seeds
-        ]
-        out[arch] = {
-            "param_count": metrics[0]["param_count"],
-            "flops_per_step": metrics[0]["flops_per_step"],
-            "train_seconds": [m["wall_seconds"] for m in metrics],
-            "best_val_loss": [m["best_val_loss"] for m in metrics],
-            "success": success,
-            "collision": {
-                sh: float(np.mean([rows[s][sh]["collision_rate"] for s in seeds])) for sh in shifts
-            },
-            "mean_over_shifts": _stat(per_seed_mean, sweep.episodes * len(shifted)),
-        }
-    return out
-
-
-def _cell(stat: dict[str, Any]) -> str:
-    return f"{stat['mean']:.2f} ± {stat['spread']:.2f}"
-
-
-def _success_table(table: dict[str, Any]) -> list[str]:
-    first = next(iter(table.values()))
-    shifts = list(first["success"])
-    lines = [
-        "| arch | params | " + " | ".join(shifts) + " | mean of shifts |",
-        "|---|---:|" + "---:|" * (len(shifts) + 1),
-    ]
-    for arch, row in table.items():
-        cells = [_cell(row["success"][sh]) for sh in shifts]
-        lines.append(
-            f"| {arch} | {row['param_count']:,} | "
-            + " | ".join(cells)
-            + f" | **{_cell(row['mean_over_shifts'])}** |"
-        )
-    return lines
-
-
-def _training_table(table: dict[str, Any]) -> list[str]:
-    lines = [
-        "| arch | params | MFLOP/step | best val loss | train time per run |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for arch, row in table.items():
-        loss, secs = np.mean(row["best_val_loss"]), np.mean(row["train_seconds"])
-        lines.append(
-            f"| {arch} | {row['param_count']:,} | {row['flops_per_step'] / 1e6:.2f} "
-            f"| {loss:.4f} | {secs / 60:.1f} min |"
-        )
-    return lines
-
-
-def _seed_table(table: dict[str, Any]) -> list[str]:
-    """One row per training run: a run that did not learn shows here, not only as spread."""
-    lines = [
-        "| arch | training seed | best val loss | none | mean of shifts |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for arch, row in table.items():
-        runs = zip(
-            row["best_val_loss"],
-            row["success"]["none"]["per_seed"],
-            row["mean_over_shifts"]["per_seed"],
-            strict=True,
-        )
-        for seed, (loss, none, mean) in enumerate(runs):
-            lines.append(f"| {arch} | {seed} | {loss:.4f} | {none:.2f} | {mean:.2f} |")
-    return lines
-
-
-def _collect_command(sweep: Sweep, data: dict[str, Any]) -> str:
-    """The `edgeliquid collect` line that makes `--data` (read from its manifest if here)."""
-    from edgeliquid.episodes import read_manifest
-    from edgeliquid.errors import EdgeLiquidError
-
-    try:
-        manifest = read_manifest(sweep.data)
-    except EdgeLiquidError:
-        manifest = {}
-    value = {**data, **manifest}
-    parts = [f"edgeliquid collect --out {sweep.data} --episodes {data['episodes']}"]
-    for key, flag in (
-        ("seed", "seed"),
-        ("dt_jitter", "dt-jitter"),
-        ("action_noise", "action-noise"),
-        ("hover_s", "hover"),
-    ):
-        if key in value:
-            parts.append(f"--{flag} {value[key]}")
-    if value.get("randomize"):
-        parts.append("--randomize")
-    return " ".join(parts)
-
-
-def _cfc_losses(table: dict[str, Any]) -> list[str]:
-    """Plain sentences for every shift where some baseline beats CfC on mean success."""
-    if "cfc" not in table:
-        return ["CfC was not part of this sweep."]
-    cfc = table["cfc"]
-    lines = []
-    for shift, stat in cfc["success"].items():
-        better = [
-            (a, r["success"][shift]["mean"])
-            for a, r in table.items()
-            if a != "cfc" and r["success"][shift]["mean"] > stat["mean"]
-        ]
-        if better:
-            names = ", ".join(f"{a} {m:.2f}" for a, m in sorted(better, key=lambda x: -x[1]))
-            lines.append(f"- `{shift}`: CfC {stat['mean']:.2f} < {names}")
-    return lines or ["- no baseline has a higher mean success than CfC on any shift."]
-
-
-def _setup(sweep: Sweep, command: str) -> dict[str, Any]:
-    first = json.loads((sweep.run_dir(sweep.archs[0], 0) / "metrics.json").read_text())
-    config = first["train_config"]
-    keep = ("epochs", "seq_len", "seq_shift", "batch_size", "lr", "max_minutes", "device")
-    return {
-        "command": command,
-        "collect": _collect_command(sweep, first["data"]),
-        "data": first["data"],
-        "train": {k: config[k] for k in keep if k in config},
-        "training_seeds": list(range(sweep.seeds)),
-        "eval": {"episodes_per_shift": sweep.episodes, "seed": sweep.eval_seed},
-        "machine": first.get("machine", "not recorded"),
-        "parallel_runs": sweep.jobs,
-        "date": time.strftime("%Y-%m-%d"),
-    }
-
-
-def write_docs(sweep: Sweep, setup: dict[str, Any], table: dict[str, Any]) -> None:
-    sweep.docs.mkdir(parents=True, exist_ok=True)
-    (sweep.docs / "results.json").write_text(
-        json.dumps({"setup": setup, "archs": table}, indent=1) + "\n"
-    )
-    data, train = setup["data"], setup["train"]
-    spread = next(iter(next(iter(table.values()))["success"].values()))["spread_kind"]
-    text = [
-        "# Results: CfC against equal-size LSTM, GRU and CNN policies",
-        "",
-        f"Generated by `scripts/compare_archs.py` on {setup['date']}. Regenerate with:",
-        "",
-        "```bash",
-        setup["command"],
-        "```",
-        "",
-        f"- Data: {data['episodes']} expert episodes ({data['frames']} frames) from "
-        f"`{setup['collect']}`: timing jitter and action noise, no OOD shifts.",
-        f"- Training, identical for every arch: {json.dumps(train)}; training seeds "
-        f"{setup['training_seeds']}; best checkpoint by validation loss.",
-        f"- Evaluation: `evaluate` over every single shift, {setup['eval']['episodes_per_shift']} "
-        f"episodes per shift, eval seed {setup['eval']['seed']} (scenes disjoint from the "
-        "training data).",
-        f"- Machine: {setup['machine']}; {setup['parallel_runs']} training runs at a time.",
-        "",
-        f"## Closed-loop success rate (mean ± {spread})",
-        "",
-        *_success_table(table),
-        "",
-        "`mean of shifts` averages every shift except `none`.",
-        "",
-        "## Where CfC does not win",
-        "",
-        *_cfc_losses(table),
-        "",
-        "## Per training run",
-        "",
-        *_seed_table(table),
-        "",
-        "## Training",
-        "",
-        *_training_table(table),
-        "",
-    ]
-    (sweep.docs / "results.md").write_text("\n".join(text))
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(",") if v.strip())
 
 
 def parse(argv: list[str]) -> Sweep:
@@ -337,16 +240,21 @@ def parse(argv: list[str]) -> Sweep:
     p.add_argument("--data", type=Path, required=True, help="episodes from edgeliquid collect")
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="run folders")
     p.add_argument("--archs", default=",".join(ARCHS), help="comma-separated subset")
-    p.add_argument("--seeds", type=int, default=2, help="training seeds per arch (0..N-1)")
+    p.add_argument("--seeds", type=int, default=5, help="training seeds per arch (0..N-1)")
     p.add_argument("--epochs", type=int, default=14, help="epochs per run (the shared budget)")
-    p.add_argument("--episodes", type=int, default=50, help="eval episodes per shift")
+    p.add_argument("--episodes", type=int, default=100, help="eval episodes per shift")
     p.add_argument("--eval-seed", type=int, default=12345, help="disjoint from data seeds")
+    p.add_argument("--shifts", default="all", help="comma-separated shifts, or all")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="every arch's lr (no grid)")
+    p.add_argument("--lr-grid", default="", help="comma-separated lrs: per arch, lowest val loss")
+    p.add_argument("--lr-seed", type=int, default=100, help="training seed of the lr grid runs")
     p.add_argument("--jobs", type=int, default=1, help="training runs in parallel")
     p.add_argument("--workers", type=int, default=2, help="eval processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads per training run")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device")
     p.add_argument("--max-minutes", type=float, default=None, help="cap per training run")
-    p.add_argument("--docs", type=Path, default=Path("docs"), help="where results.md goes")
+    p.add_argument("--docs", type=Path, default=Path("docs"), help="results.md/.json folder")
+    p.add_argument("--readme", type=Path, default=Path("README.md"), help="its Results block")
     a = p.parse_args(argv)
     return Sweep(
         data=a.data,
@@ -356,23 +264,36 @@ def parse(argv: list[str]) -> Sweep:
         epochs=a.epochs,
         episodes=a.episodes,
         eval_seed=a.eval_seed,
+        shifts=() if a.shifts == "all" else tuple(a.shifts.split(",")),
+        lr=a.lr,
+        lr_grid=_floats(a.lr_grid),
+        lr_seed=a.lr_seed,
         jobs=a.jobs,
         workers=a.workers,
         threads=a.threads,
         device=a.device,
         max_minutes=a.max_minutes,
         docs=a.docs,
+        readme=a.readme,
     )
 
 
 def main(argv: list[str]) -> None:
-    sweep = parse(argv)
+    try:
+        sweep = parse(argv)
+        sweep.shift_list()
+    except ValueError as e:
+        raise SystemExit(f"compare_archs: {e}") from None
+    compare_pages.check_pages(sweep.docs / "results.md", sweep.readme)  # before hours of work
     command = shlex.join([".venv/bin/python", "scripts/compare_archs.py", *argv])
-    train_all(sweep)
-    reports = evaluate_all(sweep)
-    table = aggregate(sweep, reports)
-    write_docs(sweep, _setup(sweep, command), table)
-    print(f"wrote {sweep.docs / 'results.md'} and {sweep.docs / 'results.json'}")
+    lrs, grid = choose_lrs(sweep)
+    jobs = final_jobs(sweep, lrs)
+    metrics = dict(zip(((j.arch, j.seed) for j in jobs), train_all(sweep, jobs), strict=True))
+    reports = evaluate_all(sweep, jobs)
+    table = compare_report.aggregate(sweep.archs, sweep.seeds, metrics, reports)
+    setup = compare_report.setup(sweep, command, metrics, lrs, grid)
+    compare_pages.write_pages(sweep.docs, sweep.readme, setup, table)
+    print(f"wrote {sweep.docs / 'results.md'}, {sweep.docs / 'results.json'} and {sweep.readme}")
 
 
 if __name__ == "__main__":

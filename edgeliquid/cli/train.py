@@ -18,7 +18,10 @@ def train_command(
         Path, typer.Option("--out", help="Run folder: best.pt, last.pt, metrics.json, curves.png.")
     ],
     arch: Annotated[
-        str | None, typer.Option(help="cfc | lstm | gru | cnn.", show_default="cfc, or --init's")
+        str | None,
+        typer.Option(
+            help="cfc | cfc_dense | lstm | lstm_dt | gru | cnn.", show_default="cfc, or --init's"
+        ),
     ] = None,
     epochs: Annotated[
         int | None, typer.Option(help="Passes over the data.", show_default="14")
@@ -103,7 +106,10 @@ def info_command(
     ] = None,
     arch: Annotated[
         str | None,
-        typer.Option(help="cfc | lstm | gru | cnn, for the default config.", show_default="cfc"),
+        typer.Option(
+            help="cfc | cfc_dense | lstm | lstm_dt | gru | cnn, for the default config.",
+            show_default="cfc",
+        ),
     ] = None,
 ) -> None:
     """Arch, input size, parameters, MFLOP per step and state size of a policy."""

@@ -3,7 +3,15 @@
 Torch (and ncps, for NCP wirings) are needed here; the on-device runtime never imports this.
 """
 
-from edgeliquid.model.baselines import POLICIES, CNNPolicy, GRUPolicy, LSTMPolicy, build_policy
+from edgeliquid.model.baselines import (
+    POLICIES,
+    CNNPolicy,
+    DenseCfCPolicy,
+    GRUPolicy,
+    LSTMDtPolicy,
+    LSTMPolicy,
+    build_policy,
+)
 from edgeliquid.model.cfc import CfCCell, WiredCfCCell
 from edgeliquid.model.checkpoint import load_checkpoint, save_checkpoint
 from edgeliquid.model.flops import count_parameters, estimate_flops, policy_summary
@@ -14,7 +22,9 @@ __all__ = [
     "POLICIES",
     "CNNPolicy",
     "CfCCell",
+    "DenseCfCPolicy",
     "GRUPolicy",
+    "LSTMDtPolicy",
     "LSTMPolicy",
     "NavPolicy",
     "NavPolicyConfig",

@@ -1,14 +1,20 @@
-"""LSTM, GRU and feed-forward CNN policies: the CfC policy's comparison points.
+"""Dense CfC, LSTM, GRU and feed-forward CNN policies: the wired CfC policy's comparison points.
 
 Each shares NavPolicy's conv head, command scaling and API (`forward`, `step`,
 `initial_state`, `state_size`) and swaps only the core. Fair by construction:
 - hidden sizes default (`rnn_hidden=0`) to the size whose core + readout parameter count is
-  nearest the CfC core + readout, so whole policies are within a few percent of each other;
-- LSTM/GRU get dt (in nominal steps) as an extra input feature, as the CfC gets it as ts;
+  nearest the wired CfC core + readout, so whole policies are within a few percent of each other;
+- `cfc_dense` is the wired policy's cell without the NCP wiring: one fully connected,
+  backbone-free `CfCCell` (ncps `CfC(F, H, backbone_layers=0, proj_size=4)`), so the wiring is
+  the only difference; it gets dt as ts, as the wired one;
+- `lstm_dt` and `gru` get dt (in nominal steps) as an extra input feature, as the CfC gets it
+  as ts; `lstm` does not (the drone paper's baselines and onboard model see no dt), so the
+  pair `lstm` / `lstm_dt` shows what dt itself buys on the timing shifts;
 - the cells are written out from `nn.LSTMCell` / `nn.GRUCell` parameters as plain matmuls, so
   the exported graph holds no ONNX LSTM/GRU op (the dynamo exporter once set GRU's reset gate
-  wrongly, pytorch#189225). LSTM state = concat(h, c), one flat vector; the CNN has none
-  (state [B, 0] passes through).
+  wrongly, pytorch#189225). LSTM state = concat(h, c), one flat vector; the CNN has no memory:
+  its state is one value that passes through unchanged (the ONNX contract needs a state of
+  at least one value, so a [B, 0] state could not be exported).
 
 `build_policy(config)` picks the class from `POLICIES` by `config.arch`.
 """
@@ -24,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeliquid.contract import COMMAND_SIZE
-from edgeliquid.model.cfc import WiredCfCCell, as_timespan
+from edgeliquid.model.cfc import CfCCell, WiredCfCCell, as_timespan
 from edgeliquid.model.flops import count_parameters
 from edgeliquid.model.policy import NavPolicy, NavPolicyConfig, PolicyBase, build_wiring
 
@@ -35,24 +41,33 @@ def _cfc_core_parameters(config: NavPolicyConfig) -> int:
     return count_parameters(cell) + COMMAND_SIZE * COMMAND_SIZE + COMMAND_SIZE  # + readout
 
 
-def _lstm_parameters(features: int, h: int) -> int:
-    return 4 * h * (features + 1 + h + 2) + h * COMMAND_SIZE + COMMAND_SIZE
+# Core + readout parameters of each core for `inputs` input features and hidden size `h`.
+def _lstm_parameters(inputs: int, h: int) -> int:
+    return 4 * h * (inputs + h + 2) + h * COMMAND_SIZE + COMMAND_SIZE
 
 
-def _gru_parameters(features: int, h: int) -> int:
-    return 3 * h * (features + 1 + h + 2) + h * COMMAND_SIZE + COMMAND_SIZE
+def _gru_parameters(inputs: int, h: int) -> int:
+    return 3 * h * (inputs + h + 2) + h * COMMAND_SIZE + COMMAND_SIZE
 
 
-def _cnn_parameters(features: int, h: int) -> int:
-    return h * (features + 1) + h * COMMAND_SIZE + COMMAND_SIZE
+def _cnn_parameters(inputs: int, h: int) -> int:
+    return h * (inputs + 1) + h * COMMAND_SIZE + COMMAND_SIZE
 
 
-def matched_hidden(config: NavPolicyConfig, count: Callable[[int, int], int]) -> int:
-    """`config.rnn_hidden`, or (0) the hidden size whose core + readout is nearest the CfC's."""
+def _dense_cfc_parameters(mode: str) -> Callable[[int, int], int]:
+    """Backbone-free CfCCell heads on [input ; h] (pure: ff1 + w_tau + A), plus the readout."""
+    if mode == "pure":
+        return lambda inputs, h: h * (inputs + h + 1) + 2 * h + h * COMMAND_SIZE + COMMAND_SIZE
+    return lambda inputs, h: 4 * h * (inputs + h + 1) + h * COMMAND_SIZE + COMMAND_SIZE
+
+
+def matched_hidden(config: NavPolicyConfig, count: Callable[[int, int], int], inputs: int) -> int:
+    """`config.rnn_hidden`, or (0) the hidden size whose core + readout (`count(inputs, h)`)
+    is nearest the wired CfC's."""
     if config.rnn_hidden:
         return config.rnn_hidden
     target = _cfc_core_parameters(config)
-    return min(range(1, 4097), key=lambda h: abs(count(config.feature_size, h) - target))
+    return min(range(1, 4097), key=lambda h: abs(count(inputs, h) - target))
 
 
 def _dt_column(features: torch.Tensor, ts: Any) -> torch.Tensor:
@@ -60,22 +75,51 @@ def _dt_column(features: torch.Tensor, ts: Any) -> torch.Tensor:
     return torch.zeros_like(features[:, :1]) + as_timespan(ts)
 
 
-class LSTMPolicy(PolicyBase):
-    """Conv head → LSTM (input: features + dt) → linear readout; state = [h | c]."""
+class DenseCfCPolicy(PolicyBase):
+    """Conv head → fully connected CfC (no wiring, no backbone) → linear readout; state = h."""
 
     def __init__(self, config: NavPolicyConfig) -> None:
         super().__init__(config)
-        self.hidden_size = matched_hidden(config, _lstm_parameters)
-        self.rnn = nn.LSTMCell(config.feature_size + 1, self.hidden_size)
+        count = _dense_cfc_parameters(config.cfc_mode)
+        self.hidden_size = matched_hidden(config, count, config.feature_size)
+        self.cfc = CfCCell(
+            config.feature_size, self.hidden_size, mode=config.cfc_mode, backbone_layers=0
+        )
         self.readout = nn.Linear(self.hidden_size, COMMAND_SIZE)
-        self.core_summary = f"LSTM, hidden {self.hidden_size}, dt as input"
+        self.core_summary = f"dense CfC ({config.cfc_mode}), {self.hidden_size} units, no wiring"
+
+    @property
+    def state_size(self) -> int:
+        return self.hidden_size
+
+    def core(self, features: torch.Tensor, state: torch.Tensor, ts: Any) -> tuple[Any, Any]:
+        h, _ = self.cfc(features, state, ts)
+        return self.readout(h), h
+
+    def core_flops(self) -> int:
+        return self.cfc.flops()
+
+
+class LSTMPolicy(PolicyBase):
+    """Conv head → LSTM (input: features) → linear readout; state = [h | c]; dt unused."""
+
+    dt_input = False  # LSTMDtPolicy: dt as one more input feature
+
+    def __init__(self, config: NavPolicyConfig) -> None:
+        super().__init__(config)
+        self.inputs = config.feature_size + self.dt_input
+        self.hidden_size = matched_hidden(config, _lstm_parameters, self.inputs)
+        self.rnn = nn.LSTMCell(self.inputs, self.hidden_size)
+        self.readout = nn.Linear(self.hidden_size, COMMAND_SIZE)
+        timing = "dt as input" if self.dt_input else "no dt"
+        self.core_summary = f"LSTM, hidden {self.hidden_size}, {timing}"
 
     @property
     def state_size(self) -> int:
         return 2 * self.hidden_size
 
     def core(self, features: torch.Tensor, state: torch.Tensor, ts: Any) -> tuple[Any, Any]:
-        x = torch.cat([features, _dt_column(features, ts)], 1)
+        x = torch.cat([features, _dt_column(features, ts)], 1) if self.dt_input else features
         h, c = torch.split(state, [self.hidden_size, self.hidden_size], dim=1)
         gates = F.linear(x, self.rnn.weight_ih, self.rnn.bias_ih)
         gates = gates + F.linear(h, self.rnn.weight_hh, self.rnn.bias_hh)
@@ -85,9 +129,15 @@ class LSTMPolicy(PolicyBase):
         return self.readout(h), torch.cat([h, c], 1)
 
     def core_flops(self) -> int:
-        h, inputs = self.hidden_size, self.config.feature_size + 1
+        h, inputs = self.hidden_size, self.inputs
         matmuls = 2 * (inputs + h) * 4 * h + 2 * 4 * h + 4 * h  # two biases, one gate sum
         return matmuls + 5 * h + 4 * h  # 3 sigmoid + 2 tanh, c/h products and sum
+
+
+class LSTMDtPolicy(LSTMPolicy):
+    """The LSTM with dt (in nominal steps) as one more input at every step, like the GRU."""
+
+    dt_input = True
 
 
 class GRUPolicy(PolicyBase):
@@ -95,7 +145,7 @@ class GRUPolicy(PolicyBase):
 
     def __init__(self, config: NavPolicyConfig) -> None:
         super().__init__(config)
-        self.hidden_size = matched_hidden(config, _gru_parameters)
+        self.hidden_size = matched_hidden(config, _gru_parameters, config.feature_size + 1)
         self.rnn = nn.GRUCell(config.feature_size + 1, self.hidden_size)
         self.readout = nn.Linear(self.hidden_size, COMMAND_SIZE)
         self.core_summary = f"GRU, hidden {self.hidden_size}, dt as input"
@@ -121,18 +171,22 @@ class GRUPolicy(PolicyBase):
 
 
 class CNNPolicy(PolicyBase):
-    """Conv head → dense hidden layer → linear readout; no state, dt unused."""
+    """Conv head → dense hidden layer → linear readout; no memory, dt unused.
+
+    `state` is one value passed through untouched: the step graph keeps the contract's
+    (image, state, dt) → (command, state_out) shape and the runtime flies it like any other.
+    """
 
     def __init__(self, config: NavPolicyConfig) -> None:
         super().__init__(config)
-        self.hidden_size = matched_hidden(config, _cnn_parameters)
+        self.hidden_size = matched_hidden(config, _cnn_parameters, config.feature_size)
         self.hidden = nn.Linear(config.feature_size, self.hidden_size)
         self.readout = nn.Linear(self.hidden_size, COMMAND_SIZE)
         self.core_summary = f"feed-forward, hidden {self.hidden_size}, no state"
 
     @property
     def state_size(self) -> int:
-        return 0
+        return 1  # pass-through: ModelMetadata requires state_size >= 1
 
     def core(self, features: torch.Tensor, state: torch.Tensor, ts: Any) -> tuple[Any, Any]:
         return self.readout(torch.relu(self.hidden(features))), state
@@ -143,7 +197,9 @@ class CNNPolicy(PolicyBase):
 
 POLICIES: dict[str, Callable[[NavPolicyConfig], PolicyBase]] = {
     "cfc": NavPolicy,
+    "cfc_dense": DenseCfCPolicy,
     "lstm": LSTMPolicy,
+    "lstm_dt": LSTMDtPolicy,
     "gru": GRUPolicy,
     "cnn": CNNPolicy,
 }

@@ -27,7 +27,7 @@ from torch import nn
 from edgeliquid.contract import COMMAND_SIZE, NOMINAL_DT
 from edgeliquid.model.cfc import MODES, WiredCfCCell, as_timespan
 
-ARCHS = ("cfc", "lstm", "gru", "cnn")
+ARCHS = ("cfc", "cfc_dense", "lstm", "lstm_dt", "gru", "cnn")
 # Bounds on what a config (or a checkpoint's config dict) may ask for: far above any edge
 # policy (the shipped one: 24 units, 20k weights), far below what exhausts a machine's memory.
 MAX_CONV_LAYERS = 8
@@ -48,7 +48,7 @@ def _is_number(value: Any) -> bool:
 class NavPolicyConfig:
     """Everything needed to rebuild a policy; stored in checkpoints as a plain dict."""
 
-    arch: str = "cfc"  # cfc | lstm | gru | cnn: the baselines read the same config
+    arch: str = "cfc"  # one of ARCHS (baselines.py): the baselines read the same config
     # Half the drone paper's 144x256 per side: a 2 m target still spans pixels at 20 m, and
     # the first conv layer (60% of the FLOPs) stays cheap enough to train on a CPU.
     input_height: int = 72
@@ -65,7 +65,8 @@ class NavPolicyConfig:
     ncp_seed: int = 22222  # ncps's default wiring seed; the masks are saved with the weights
     cfc_mode: str = "default"  # gated CfC; no_gate/pure are ablations
     nominal_dt: float = NOMINAL_DT  # seconds: the 10 Hz control rate the expert demonstrates
-    # 0: size LSTM/GRU/CNN hidden layers to match the CfC policy's parameter count (fair).
+    # 0: size the dense CfC / LSTM / GRU / CNN hidden layers to match the wired CfC policy's
+    # parameter count (fair).
     rnn_hidden: int = 0
     # Per-channel RGB statistics of natural outdoor images (ImageNet); applied in the model.
     image_mean: tuple[float, ...] = (0.485, 0.456, 0.406)

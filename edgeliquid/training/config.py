@@ -16,7 +16,7 @@ RUN_FILES = ("best.pt", "last.pt", "metrics.json", "curves.png")
 class TrainConfig:
     """One training run; defaults are the shipped model's recipe."""
 
-    arch: str | None = None  # cfc | lstm | gru | cnn (None: cfc, or the --init checkpoint's)
+    arch: str | None = None  # one of model.ARCHS (None: cfc, or the --init checkpoint's)
     epochs: int = 14  # the shipped recipe (its wall time: README, Training)
     seed: int = 0  # weights, window order and augmentation
     seq_len: int = 32  # 3.2 s at 10 Hz: long enough to see a turn settle, cheap to backprop

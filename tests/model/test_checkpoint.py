@@ -169,7 +169,7 @@ def test_info_reads_a_checkpoint_and_the_arch_option(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--arch", "rnn"], "--arch must be one of cfc, lstm, gru, cnn"),
+        (["--arch", "rnn"], "--arch must be one of cfc, cfc_dense, lstm, lstm_dt, gru, cnn"),
         (["missing.pt"], "missing.pt does not exist"),
         (["x.pt", "--arch", "cfc"], "--arch is for the default config"),
     ],

@@ -6,7 +6,15 @@ import pytest
 import torch
 from tiny import MICRO as TINY
 
-from edgeliquid.model.baselines import POLICIES, GRUPolicy, LSTMPolicy, build_policy
+from edgeliquid.model import baselines
+from edgeliquid.model.baselines import (
+    POLICIES,
+    DenseCfCPolicy,
+    GRUPolicy,
+    LSTMDtPolicy,
+    LSTMPolicy,
+    build_policy,
+)
 from edgeliquid.model.flops import count_parameters, estimate_flops
 from edgeliquid.model.policy import ARCHS, NavPolicy, NavPolicyConfig
 
@@ -40,16 +48,75 @@ def test_default_cfc_policy_size_and_flops():
 
 def test_baselines_match_the_cfc_parameter_count():
     cfc = count_parameters(build_policy(NavPolicyConfig()))
-    for arch in ("lstm", "gru", "cnn"):
+    for arch in ("cfc_dense", "lstm", "lstm_dt", "gru", "cnn"):
         params = count_parameters(build_policy(NavPolicyConfig(arch=arch)))
         print(f"{arch}: {params} parameters ({params / cfc - 1:+.1%} vs cfc {cfc})")
-        assert abs(params / cfc - 1) <= 0.10
+        assert abs(params / cfc - 1) <= 0.05
         assert estimate_flops(build_policy(NavPolicyConfig(arch=arch))) <= 10_000_000
+
+
+@pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])
+def test_matched_hidden_formulas_equal_the_built_cores(mode):
+    # matched_hidden sizes each core from a formula; the built modules must agree with it
+    for arch in ("cfc_dense", "lstm", "lstm_dt", "gru", "cnn"):
+        for hidden in (3, 11):
+            policy = build_policy(NavPolicyConfig(arch=arch, cfc_mode=mode, rnn_hidden=hidden))
+            core = count_parameters(policy) - count_parameters(policy.head)
+            inputs = policy.config.feature_size
+            count = {
+                "cfc_dense": baselines._dense_cfc_parameters(mode),
+                "lstm": baselines._lstm_parameters,
+                "lstm_dt": lambda i, h: baselines._lstm_parameters(i + 1, h),
+                "gru": lambda i, h: baselines._gru_parameters(i + 1, h),
+                "cnn": baselines._cnn_parameters,
+            }[arch]
+            assert core == count(inputs, hidden), (arch, mode, hidden)
+
+
+def test_dense_cfc_is_the_wired_cell_without_wiring():
+    policy = build_policy(NavPolicyConfig(arch="cfc_dense"))
+    assert isinstance(policy, DenseCfCPolicy)
+    assert policy.cfc.sparsity_mask is None and policy.cfc.backbone is None
+    assert policy.state_size == policy.hidden_size == 15
+    assert "dense CfC" in policy.core_summary
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_dense_cfc_core_equals_ncps_cfc(batch):
+    # ncps CfC(F, H, backbone_layers=0, proj_size=4) with our weights: cell + readout = ours
+    from ncps.torch import CfC
+
+    policy = _policy("cfc_dense", dataclasses.replace(TINY, rnn_hidden=6))
+    ref = CfC(TINY.feature_size, 6, proj_size=4, backbone_layers=0, batch_first=True)
+    ref.rnn_cell.load_state_dict(policy.cfc.state_dict())
+    ref.fc.load_state_dict(policy.readout.state_dict())
+    gen = torch.Generator().manual_seed(3)
+    features = torch.randn(batch, 7, TINY.feature_size, generator=gen)
+    # ncps squeezes per-step timespans to (B,) (issues #81/#82): varying ts only for B = 1
+    ts = torch.rand(1, 7, generator=gen) + 0.3 if batch == 1 else None
+    with torch.no_grad():
+        expected, _ = ref(features, timespans=ts)
+        state, outputs = policy.initial_state(batch), []
+        for t in range(7):
+            raw, state = policy.core(features[:, t], state, 1.0 if ts is None else ts[:, t])
+            outputs.append(raw)
+    torch.testing.assert_close(torch.stack(outputs, 1), expected)
+
+
+def test_plain_lstm_ignores_dt_and_lstm_dt_reads_it():
+    assert not LSTMPolicy.dt_input and LSTMDtPolicy.dt_input
+    lstm, lstm_dt = _policy("lstm"), _policy("lstm_dt")
+    assert lstm.rnn.input_size == TINY.feature_size == lstm_dt.rnn.input_size - 1
+    frames = _frames(2, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(lstm(frames, dt=0.05)[0], lstm(frames, dt=0.4)[0])
+    assert "no dt" in lstm.core_summary and "dt as input" in lstm_dt.core_summary
 
 
 def test_registry_covers_every_arch():
     assert set(POLICIES) == set(ARCHS)
     assert type(build_policy(dataclasses.replace(TINY, arch="gru"))) is GRUPolicy
+    assert type(build_policy(dataclasses.replace(TINY, arch="lstm_dt"))) is LSTMDtPolicy
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -82,7 +149,7 @@ def test_dt_forms_agree_and_default_is_nominal(arch):
         torch.testing.assert_close(one, nominal[:, 0])
 
 
-@pytest.mark.parametrize("arch", ["cfc", "lstm", "gru"])
+@pytest.mark.parametrize("arch", ["cfc", "cfc_dense", "lstm_dt", "gru"])
 def test_dt_changes_the_output(arch):
     policy = _policy(arch)
     frames = _frames(2, 4)
@@ -94,10 +161,12 @@ def test_dt_changes_the_output(arch):
 def test_cnn_is_stateless_and_ignores_dt():
     policy = _policy("cnn")
     frames = _frames(2, 3)
+    given = torch.tensor([[0.25], [-3.0]])
     with torch.no_grad():
-        commands, state = policy(frames, dt=0.05)
+        commands, state = policy(frames, given, dt=0.05)
         torch.testing.assert_close(policy(frames, dt=0.4)[0], commands)
-    assert state.shape == (2, 0)
+        torch.testing.assert_close(policy(frames)[0], commands)  # the state changes nothing
+    torch.testing.assert_close(state, given)  # one pass-through value, for the ONNX contract
 
 
 def test_commands_are_scaled_to_physical_units():
@@ -110,7 +179,10 @@ def test_commands_are_scaled_to_physical_units():
     torch.testing.assert_close(policy.normalize_commands(command), raw)
 
 
-@pytest.mark.parametrize("policy_cls, cell_cls", [(LSTMPolicy, "LSTMCell"), (GRUPolicy, "GRUCell")])
+@pytest.mark.parametrize(
+    "policy_cls, cell_cls",
+    [(LSTMPolicy, "LSTMCell"), (LSTMDtPolicy, "LSTMCell"), (GRUPolicy, "GRUCell")],
+)
 def test_written_out_cells_equal_torch_cells(policy_cls, cell_cls):
     torch.manual_seed(0)
     policy = policy_cls(dataclasses.replace(TINY, rnn_hidden=6))
@@ -119,7 +191,8 @@ def test_written_out_cells_equal_torch_cells(policy_cls, cell_cls):
     ts = torch.rand(3, 1)
     with torch.no_grad():
         _, ours = policy.core(features, state, ts)
-        inputs = torch.cat([features, ts], 1)
+        with_dt = policy_cls is not LSTMPolicy
+        inputs = torch.cat([features, ts], 1) if with_dt else features
         if cell_cls == "LSTMCell":
             h, c = policy.rnn(inputs, (state[:, :6], state[:, 6:]))
             expected = torch.cat([h, c], 1)
