@@ -147,7 +147,7 @@ class RunStats:
 class _StepResult:
     command: np.ndarray
     latency_ms: float
-    state_before: np.ndarray
+    state_before: np.ndarray | None  # only kept for the recorder
     state_finite: bool
 
 
@@ -172,6 +172,7 @@ class Daemon:
         self.recorder = recorder
         self.stats = RunStats()
         self.limits = np.asarray(policy.limits, np.float32)
+        self._bounds = [(-high, high) for high in self.limits.tolist()]  # float32 values, exact
         self.nominal_dt = float(policy.metadata.nominal_dt)
         self._stop = stop if stop is not None else threading.Event()
         self._guard = StepGuard(self.config.budget)
@@ -259,8 +260,10 @@ class Daemon:
             return True
         if cfg.max_steps is not None and self.stats.ticks >= cfg.max_steps:
             return True
+        if not self.source.finished:  # checked first: once finished, latest() is the last frame
+            return False
         frame = self.source.latest()
-        if self.source.finished and (frame is None or frame.index == self._last_index):
+        if frame is None or frame.index == self._last_index:
             log.info("%s finished", getattr(self.source, "name", "source"))
             return True
         return False
@@ -363,7 +366,7 @@ class Daemon:
     def _policy_step(self, image: np.ndarray, dt: float, reset: bool) -> _StepResult:
         if reset:
             self.policy.reset()
-        state_before = self.policy.state
+        state_before = self.policy.state if self.recorder is not None else None
         t0 = time.perf_counter()
         command = self.policy.step(image, dt)
         latency_ms = (time.perf_counter() - t0) * 1e3
@@ -373,17 +376,20 @@ class Daemon:
     def _judge(self, frame, result: _StepResult, dt_clamped: bool):
         """Turn a step's raw output into (command, status, reason, latency)."""
         latency = result.latency_ms
-        if not (np.isfinite(result.command).all() and result.state_finite):
+        values = result.command.tolist()  # 4 Python floats: cheaper than numpy at this size
+        if not (all(map(math.isfinite, values)) and result.state_finite):
             self._request_reset("non-finite policy output")
             return HOLD, "hold", "nonfinite", latency
         if self.clock.now() - frame.stamp > self.config.max_frame_age_s:
             return HOLD, "hold", "stale_frame", latency
-        command = np.clip(result.command, -self.limits, self.limits)
-        if not np.array_equal(command, result.command):
-            return command, "degraded", "clamped", latency
+        clipped = [
+            min(max(v, low), high) for v, (low, high) in zip(values, self._bounds, strict=True)
+        ]
+        if clipped != values:
+            return np.asarray(clipped, np.float32), "degraded", "clamped", latency
         if dt_clamped:
-            return command, "degraded", "dt_clamped", latency
-        return command, "ok", "", latency
+            return result.command, "degraded", "dt_clamped", latency
+        return result.command, "ok", "", latency
 
     def _overrun(self, why: str) -> tuple[np.ndarray, str, str, float]:
         self._overruns += 1

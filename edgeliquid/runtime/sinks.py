@@ -57,7 +57,7 @@ class CommandMessage:
 
     @classmethod
     def make(cls, seq, t, command, status, reason="", latency_ms=0.0) -> CommandMessage:
-        values = tuple(float(v) for v in np.asarray(command, np.float64).reshape(-1))
+        values = tuple(np.asarray(command, np.float64).reshape(-1).tolist())
         return cls(seq, float(t), values, status, reason, float(latency_ms))
 
     def to_dict(self) -> dict:
