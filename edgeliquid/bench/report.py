@@ -42,7 +42,7 @@ ROWS = {  # key → label, in the order rows run and print
     "onnx_int8": "ORT int8 step (QDQ conv head)",
     "onnx_unrolled": "ORT fp32 unrolled, per step",
     "engine": "engine `OnnxPolicy.step`",
-    "daemon": "daemon loop (replay, null sink)",
+    "daemon": "daemon loop (replay, UDP loopback sink)",
 }
 TORCH_ROWS = ("torch_eager", "ncps_eager", "ltc_eager")
 TABLE_HEAD = (

@@ -9,8 +9,8 @@ OPENBLAS/OMP/MKL_NUM_THREADS=1, so numpy's BLAS is single-threaded from its firs
 
 Rows: torch / ncps / LTC eager `step` (torch.set_num_threads(1), no_grad); ONNX Runtime
 `session.run` on a step or unrolled graph with the state fed back; the engine's
-`OnnxPolicy.step`; the daemon loop on a replay source (null sink, virtual clock); and the sgemm
-throughput that sets the compute floor. Module level imports nothing heavier than numpy.
+`OnnxPolicy.step`; the daemon loop on a replay source (UDP loopback sink, virtual clock); and
+the sgemm throughput that sets the compute floor. Module level imports nothing heavier than numpy.
 """
 
 from __future__ import annotations
@@ -230,10 +230,17 @@ def engine_row(spec: dict) -> tuple[list[float], dict]:
 
 
 def daemon_row(spec: dict) -> tuple[list[float], dict]:
-    """Whole daemon ticks (frame → worker-thread step → judge → sink) on a virtual clock."""
+    """Whole daemon ticks on a virtual clock: one sample per message, send to send.
+
+    A tick: stop checks, the newest replay frame (already rendered: no simulator time),
+    checks and dt, the policy step (engine + session.run), judge and clamp, the message
+    (JSON) sent as a UDP datagram to a loopback socket, stats, and pacing (no real wait).
+    """
+    import socket
+
     from edgeliquid.runtime.daemon import Daemon, DaemonConfig
     from edgeliquid.runtime.engine import OnnxPolicy
-    from edgeliquid.runtime.sinks import NullSink
+    from edgeliquid.runtime.sinks import UdpSink
     from edgeliquid.runtime.sources import FastClock, FrameSource
 
     class ReplaySource(FrameSource):
@@ -254,23 +261,27 @@ def daemon_row(spec: dict) -> tuple[list[float], dict]:
                 self._publish(self.frames[self._count % len(self.frames)])
             return super().latest()
 
-    class StampSink(NullSink):
-        def __init__(self) -> None:
-            super().__init__()
+    class StampSink(UdpSink):
+        def __init__(self, port: int) -> None:
+            super().__init__("127.0.0.1", port)
             self.stamps: list[int] = []
 
         def send(self, message) -> None:
             self.stamps.append(time.perf_counter_ns())
             super().send(message)
 
-    clock, sink = FastClock(), StampSink()
+    clock = FastClock()
     ticks = spec["warmup"] + spec["iterations"] + 1
     config = DaemonConfig(max_steps=ticks)
-    with ReplaySource(load_replay(spec)[0], clock) as source:
-        stats = Daemon(OnnxPolicy(spec["onnx"]), source, sink, config, clock=clock).run()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:  # bound, never read
+        peer.bind(("127.0.0.1", 0))
+        sink = StampSink(peer.getsockname()[1])
+        with sink, ReplaySource(load_replay(spec)[0], clock) as source:
+            stats = Daemon(OnnxPolicy(spec["onnx"]), source, sink, config, clock=clock).run()
     stamps = np.asarray(sink.stamps[:ticks], np.float64)  # not the final shutdown hold
     samples = (np.diff(stamps)[spec["warmup"] :] / 1e3).tolist()
     counts = {"ticks": stats.ticks - 1, "policy_steps": stats.steps, "holds": stats.holds - 1}
+    counts["sink_errors"] = stats.sink_errors
     return samples, counts  # ticks and holds without the final shutdown hold
 
 

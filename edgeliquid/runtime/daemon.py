@@ -18,9 +18,12 @@ A policy command is `ok`, or `degraded` when it had to be clamped to the metadat
 the measured dt fell outside `dt_range_s`. Ticks without a new frame (a 10 Hz camera under a
 20 Hz loop) re-send the last command while its frame is younger than max_frame_age.
 
-Policy steps run on one worker thread, so a hung step cannot silence the stream. Time comes
-from an injected clock (`FastClock` runs the loop without real-time waits) and measured dt
-between frames is fed to dt-input graphs.
+The loop (ticks and policy steps) runs on its own thread; the thread that called `run()` is the
+guard (`runtime.worker.StepGuard`): when a step overruns its budget the guard sends that tick's
+hold and keeps ticking until the step is back, so a hung step cannot silence the stream, and a
+stop still sends the final hold at once. Time comes from an injected clock (`FastClock` runs
+the loop without real-time waits; the step budget is always wall time) and measured dt between
+frames is fed to dt-input graphs.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.notify import Notifier
 from edgeliquid.runtime.sinks import CommandMessage, Sink
 from edgeliquid.runtime.sources import Clock, Frame, FrameSource, MonotonicClock
-from edgeliquid.runtime.worker import Job, StepWorker
+from edgeliquid.runtime.worker import StepGuard
 
 log = logging.getLogger(__name__)
 HOLD = np.asarray(contract.HOLD, np.float32)
@@ -144,7 +147,7 @@ class RunStats:
 class _StepResult:
     command: np.ndarray
     latency_ms: float
-    state_before: np.ndarray
+    state_before: np.ndarray | None  # only kept for the recorder
     state_finite: bool
 
 
@@ -169,10 +172,13 @@ class Daemon:
         self.recorder = recorder
         self.stats = RunStats()
         self.limits = np.asarray(policy.limits, np.float32)
+        self._bounds = [(-high, high) for high in self.limits.tolist()]  # float32 values, exact
         self.nominal_dt = float(policy.metadata.nominal_dt)
         self._stop = stop if stop is not None else threading.Event()
-        self._worker = StepWorker()
-        self._pending: Job | None = None
+        self._guard = StepGuard(self.config.budget)
+        self._loop_done = threading.Event()
+        self._error: BaseException | None = None
+        self._start = self._deadline = self._next_stats = 0.0
         self._reset_pending = False
         self._last_index = -1  # index of the last frame handed to the policy
         self._last_stamp: float | None = None
@@ -189,30 +195,75 @@ class Daemon:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> RunStats:
-        """Run until stopped, out of duration/steps, or the finite source ran out."""
-        start = self.clock.now()
-        deadline, next_stats = start, start + self.config.stats_every_s
+        """Run until stopped, out of duration/steps, or the finite source ran out.
+
+        The loop runs on its own thread; this one guards it (see the module docstring) and
+        stays free for signal handlers.
+        """
+        self._start = self._deadline = self.clock.now()
+        self._next_stats = self._start + self.config.stats_every_s
         self.notifier.ready(f"flying at {self.config.rate_hz:g} Hz")
+        loop = threading.Thread(target=self._loop, name="control-loop", daemon=True)
         try:
-            while not self._should_stop(start):
-                self._emit(*self._tick())
-                self.notifier.watchdog()
-                next_stats = self._maybe_stats(next_stats)
-                deadline = self._pace(deadline)
+            loop.start()
+            while self._guard.watch(self._loop_done) and self._cover():
+                pass
         finally:
+            covering = self._guard.busy
+            self._guard.close()  # the loop thread sends nothing more, now or when its step returns
+            if not covering:
+                loop.join(self.config.period + self.config.budget)
             self._shutdown()
+        if self._error is not None:
+            raise self._error
         return self.stats
 
-    def _should_stop(self, start: float) -> bool:
+    def _loop(self) -> None:
+        """The control loop's thread: tick, send, pace; paused while the guard covers a step."""
+        try:
+            while not self._should_stop():
+                verdict = self._tick()
+                if verdict is None:  # the guard sent this tick (the step overran)
+                    if not self._guard.wait_back():
+                        return
+                    continue
+                self._cycle(verdict)
+        except BaseException as e:  # raised again by run(), after the final hold
+            self._error = e
+        finally:
+            self._loop_done.set()
+
+    def _cover(self) -> bool:
+        """The guard: send the overrun hold, tick until the step is back; False: stopped."""
+        self._last = self._overrun(f"step took longer than {self.config.budget * 1e3:.1f} ms")
+        self._cycle(self._last)
+        while not self._guard.hand_back():
+            if self._should_stop():
+                return False
+            verdict = self._tick()
+            assert verdict is not None  # no step starts while one is in flight
+            self._cycle(verdict)
+        return True
+
+    def _cycle(self, verdict: tuple[np.ndarray, str, str, float]) -> None:
+        """One tick's output, then the wait for the next: whoever owns the loop calls this."""
+        self._emit(*verdict)
+        self.notifier.watchdog()
+        self._next_stats = self._maybe_stats(self._next_stats)
+        self._deadline = self._pace(self._deadline)
+
+    def _should_stop(self) -> bool:
         cfg, now = self.config, self.clock.now()
-        if self._stop.is_set():
+        if self._stop.is_set() or self._guard.closed:
             return True
-        if cfg.duration_s is not None and now - start >= cfg.duration_s - 1e-9:
+        if cfg.duration_s is not None and now - self._start >= cfg.duration_s - 1e-9:
             return True
         if cfg.max_steps is not None and self.stats.ticks >= cfg.max_steps:
             return True
+        if not self.source.finished:  # checked first: once finished, latest() is the last frame
+            return False
         frame = self.source.latest()
-        if self.source.finished and (frame is None or frame.index == self._last_index):
+        if frame is None or frame.index == self._last_index:
             log.info("%s finished", getattr(self.source, "name", "source"))
             return True
         return False
@@ -246,14 +297,13 @@ class Daemon:
                 self.sink.flush()
             except Exception as e:  # a broken sink must not turn a clean stop into a crash
                 log.warning("flushing %s failed: %s", self.sink.name, e)
-            self._worker.shutdown()
             self.notifier.stopping()
             log.info("stopped: %s", self.stats.line())
 
     # -- one tick ---------------------------------------------------------------------------
 
-    def _tick(self) -> tuple[np.ndarray, str, str, float]:
-        """(command, status, reason, latency_ms) for this tick."""
+    def _tick(self) -> tuple[np.ndarray, str, str, float] | None:
+        """(command, status, reason, latency_ms) for this tick; None if the guard sent it."""
         now = self.clock.now()
         frame = self.source.latest()
         fault = self._frame_fault(frame, now)
@@ -261,10 +311,12 @@ class Daemon:
             return HOLD, "hold", fault, 0.0
         if frame.index == self._last_index:
             return self._last
-        if self._pending is not None and not self._pending.done():
+        if self._guard.busy:
             return self._overrun("previous step still running")
-        self._last = self._step(frame)
-        return self._last
+        verdict = self._step(frame)
+        if verdict is not None:
+            self._last = verdict
+        return verdict
 
     def _frame_fault(self, frame: Frame | None, now: float) -> str:
         if frame is None:
@@ -282,7 +334,7 @@ class Daemon:
         dt = min(max(raw, low), high)
         return dt, dt != raw
 
-    def _step(self, frame: Frame) -> tuple[np.ndarray, str, str, float]:
+    def _step(self, frame: Frame) -> tuple[np.ndarray, str, str, float] | None:
         dt, dt_clamped = self._measured_dt(frame)
         try:
             image = self.policy.prepare(frame.image)
@@ -292,14 +344,16 @@ class Daemon:
             return HOLD, "hold", "bad_frame", 0.0
         reset, self._reset_pending = self._reset_pending, False
         self._last_index, self._last_stamp = frame.index, frame.stamp
-        self._pending = self._worker.submit(self._policy_step, image, dt, reset)
+        self._guard.begin()
         try:
-            result = self._pending.result(timeout=self.config.budget)
-        except TimeoutError:
-            return self._overrun(f"step took longer than {self.config.budget * 1e3:.1f} ms")
+            result = self._policy_step(image, dt, reset)
         except Exception as e:  # the policy failed (ORT error, bad output): hold, keep flying
+            if not self._guard.end():
+                return None  # too late: the guard has sent this tick
             log.warning("policy step failed: %s", e)
             return HOLD, "hold", "step_error", 0.0
+        if not self._guard.end():
+            return None
         self._overruns = 0
         self.stats.steps += 1
         self.stats.window.append(result.latency_ms)
@@ -312,7 +366,7 @@ class Daemon:
     def _policy_step(self, image: np.ndarray, dt: float, reset: bool) -> _StepResult:
         if reset:
             self.policy.reset()
-        state_before = self.policy.state
+        state_before = self.policy.state if self.recorder is not None else None
         t0 = time.perf_counter()
         command = self.policy.step(image, dt)
         latency_ms = (time.perf_counter() - t0) * 1e3
@@ -322,17 +376,20 @@ class Daemon:
     def _judge(self, frame, result: _StepResult, dt_clamped: bool):
         """Turn a step's raw output into (command, status, reason, latency)."""
         latency = result.latency_ms
-        if not (np.isfinite(result.command).all() and result.state_finite):
+        values = result.command.tolist()  # 4 Python floats: cheaper than numpy at this size
+        if not (all(map(math.isfinite, values)) and result.state_finite):
             self._request_reset("non-finite policy output")
             return HOLD, "hold", "nonfinite", latency
         if self.clock.now() - frame.stamp > self.config.max_frame_age_s:
             return HOLD, "hold", "stale_frame", latency
-        command = np.clip(result.command, -self.limits, self.limits)
-        if not np.array_equal(command, result.command):
-            return command, "degraded", "clamped", latency
+        clipped = [
+            min(max(v, low), high) for v, (low, high) in zip(values, self._bounds, strict=True)
+        ]
+        if clipped != values:
+            return np.asarray(clipped, np.float32), "degraded", "clamped", latency
         if dt_clamped:
-            return command, "degraded", "dt_clamped", latency
-        return command, "ok", "", latency
+            return result.command, "degraded", "dt_clamped", latency
+        return result.command, "ok", "", latency
 
     def _overrun(self, why: str) -> tuple[np.ndarray, str, str, float]:
         self._overruns += 1

@@ -72,6 +72,7 @@ def test_quick_run_rows_measure_what_they_claim(quick_run, checkpoint):
     assert rows["onnx_unrolled"]["extra"]["steps_per_call"] == 4
     daemon = rows["daemon"]["extra"]  # every tick stepped the policy: no holds were timed
     assert daemon["holds"] == 0 and daemon["policy_steps"] == daemon["ticks"]
+    assert daemon["sink_errors"] == 0  # every message went out as a loopback datagram
     # Each row ran in its own process: ONNX rows never load torch, so their peak RSS is smaller.
     assert max(rows[k]["peak_rss_mib"] for k in ("onnx_step", "engine", "daemon")) < min(
         rows[k]["peak_rss_mib"] for k in bench.TORCH_ROWS

@@ -2,6 +2,7 @@
 
 import logging
 import socket
+import threading
 import time
 
 import numpy as np
@@ -334,3 +335,40 @@ def test_finished_file_source_ends_the_run(models, tmp_path):
         stats = Daemon(OnnxPolicy(models["plain"]), source, sink, DaemonConfig(rate_hz=40)).run()
     assert source.finished and stats.steps == 5
     assert sink.messages[-1].reason == "shutdown"
+
+
+class Hung(Spy):
+    """From step 3 on, a step never returns (until the test lets it go)."""
+
+    def __init__(self, policy):
+        super().__init__(policy)
+        self.gate = threading.Event()
+
+    def step(self, image, dt):
+        if self.count == 3:
+            self.count += 1
+            self.gate.wait(30.0)
+        return super().step(image, dt)
+
+
+def test_a_step_that_never_returns_cannot_silence_the_stream_or_block_stop(models):
+    clock, stop = MonotonicClock(), threading.Event()
+    policy = Hung(OnnxPolicy(models["plain"]))
+    source, sink = ScriptedSource(clock), ListSink()
+    config = DaemonConfig(rate_hz=20, step_budget_s=0.02)
+    daemon = Daemon(policy, source, sink, config, clock=clock, stop=stop)
+    threading.Timer(0.5, stop.set).start()
+    t0 = time.monotonic()
+    try:
+        with source:
+            stats = daemon.run()
+    finally:
+        policy.gate.set()
+    assert time.monotonic() - t0 < 0.5 + 0.2  # the stop ended the run with the step still out
+    msgs = sink.messages
+    assert [m.status for m in msgs[:3]] == ["ok"] * 3
+    assert all(m.reason == "overrun" for m in msgs[3:-1]) and len(msgs[3:-1]) >= 7
+    assert msgs[-1].reason == "shutdown" and stats.steps == 3
+    gaps = np.diff([m.t for m in msgs[:-1]])
+    assert gaps.max() < 0.05 + 0.03  # one message per 50 ms period, hung step or not
+    assert 0.05 + 0.02 - 0.01 < msgs[3].t - msgs[2].t < 0.05 + 0.02 + 0.02  # at its budget

@@ -5,6 +5,7 @@ import io
 import json
 import socket
 
+import numpy as np
 import pytest
 
 from edgeliquid.errors import EdgeLiquidError
@@ -32,6 +33,19 @@ def test_message_carries_every_field():
     assert set(row) == FIELDS
     assert (row["seq"], row["forward"], row["yaw_rate"], row["status"]) == (1, 0.5, -0.5, "ok")
     assert row["latency_ms"] == pytest.approx(0.1)
+
+
+def test_json_template_writes_what_json_dumps_writes():
+    rng = np.random.default_rng(0)
+    odd = ['say "hi"\\', "é", "", "stale_frame"]
+    for i in range(300):
+        command = rng.standard_normal(4).astype(np.float32) * 10.0 ** rng.integers(-8, 8)
+        t, latency = float(rng.uniform(0, 1e6)), float(rng.uniform(0, 100))
+        message = CommandMessage.make(i * 7919, t, command, "hold", odd[i % 4], latency)
+        assert message.to_json() == json.dumps(message.to_dict(), separators=(",", ":"))
+    for bad in (float("nan"), float("inf")):  # spelled NaN / Infinity, as json.dumps does
+        message = CommandMessage.make(1, 1.0, [bad, 0, 0, 0], "ok")
+        assert message.to_json() == json.dumps(message.to_dict(), separators=(",", ":"))
 
 
 @pytest.mark.parametrize(
