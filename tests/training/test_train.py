@@ -269,7 +269,7 @@ def test_init_resumes_from_checkpoint_and_warns_on_arch(trained, dataset, tmp_pa
     last_val = trained.metrics["history"][-1]["val_loss"]
     assert result.metrics["initial_val_loss"] == pytest.approx(last_val, rel=1e-5)
     assert result.metrics["arch"] == "cfc"
-    assert any(line.startswith("warning: --init checkpoint is arch 'cfc'") for line in lines)
+    assert any(line.startswith("warning: --init checkpoint has arch 'cfc'") for line in lines)
 
 
 def test_fine_tune_reports_success_before_and_after(trained, dataset, tmp_path, monkeypatch):
