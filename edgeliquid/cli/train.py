@@ -23,6 +23,13 @@ def train_command(
             help="cfc | cfc_dense | lstm | lstm_dt | gru | cnn.", show_default="cfc, or --init's"
         ),
     ] = None,
+    conv_norm: Annotated[
+        str | None,
+        typer.Option(
+            help="batch | none: BatchNorm after each conv (none: the pre-fix head).",
+            show_default="batch, or --init's",
+        ),
+    ] = None,
     epochs: Annotated[
         int | None, typer.Option(help="Passes over the data.", show_default="14")
     ] = None,
@@ -76,6 +83,7 @@ def train_command(
     try:
         config = TrainConfig(
             arch=arch,
+            conv_norm=conv_norm,
             seed=seed,
             max_minutes=max_minutes,
             init=None if init is None else str(init),

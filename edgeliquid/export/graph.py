@@ -7,10 +7,11 @@ Two graphs, both closed form (no ODE solver, no Loop/Scan):
 - `unrolled`: T steps in one graph, `images` [T,H,W,3], `state` [1,S] (+ `dt` [T,1]) →
   `commands` [T,4], `state_out` [1,S], for batch replay and offline validation.
 
-Before export the model is copied and prepared: NCP masks are multiplied into the ff1/ff2
-weights, each CfC layer's four heads become one Gemm, and with `dt_mode="fixed"` the nominal
-step is folded into the time gate, so `time_a·ts + time_b` becomes one affine map and the
-graph has no `dt` input.
+Before export the model is copied and prepared: BatchNorm (eval mode, running statistics) is
+folded into the conv before it, so the graph is Conv + Relu as without it; NCP masks are
+multiplied into the ff1/ff2 weights, each CfC layer's four heads become one Gemm, and with
+`dt_mode="fixed"` the nominal step is folded into the time gate, so `time_a·ts + time_b`
+becomes one affine map and the graph has no `dt` input.
 Verification lives in `verify.py`, int8 in `quantize.py`, the command in `__init__.py`.
 """
 
@@ -107,6 +108,17 @@ class FusedCfCCell(nn.Module):
         return new_hidden, new_hidden
 
 
+def fold_batch_norms(model: nn.Module) -> None:
+    """Fold each eval-mode BatchNorm2d into the Conv2d before it (BN becomes Identity)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(1, len(seq)):
+            conv, norm = seq[i - 1], seq[i]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                seq[i - 1], seq[i] = fuse_conv_bn_eval(conv, norm), nn.Identity()
+
+
 def fold_masks(model: nn.Module) -> None:
     """Multiply every CfC sparsity mask into its ff1/ff2 weights and drop the mask."""
     for cell in model.modules():
@@ -127,11 +139,12 @@ def fuse_cells(model: nn.Module, fixed_ts: float | None) -> None:
 
 
 def prepare(model: PolicyBase, dt_mode: str) -> PolicyBase:
-    """A copy of `model` in eval mode with masks folded and CfC heads fused.
+    """A copy of `model` in eval mode with BatchNorm and masks folded, CfC heads fused.
 
     With `dt_mode="fixed"` the nominal step (ts = 1: cores see dt / nominal_dt) is folded in.
     """
     model = copy.deepcopy(model).eval()
+    fold_batch_norms(model)
     fold_masks(model)
     fuse_cells(model, 1.0 if dt_mode == "fixed" else None)
     return model

@@ -15,10 +15,11 @@ from edgeliquid.model.baselines import (
 from edgeliquid.model.cfc import CfCCell, WiredCfCCell
 from edgeliquid.model.checkpoint import load_checkpoint, save_checkpoint
 from edgeliquid.model.flops import count_parameters, estimate_flops, policy_summary
-from edgeliquid.model.policy import ARCHS, NavPolicy, NavPolicyConfig, PolicyBase
+from edgeliquid.model.policy import ARCHS, CONV_NORMS, NavPolicy, NavPolicyConfig, PolicyBase
 
 __all__ = [
     "ARCHS",
+    "CONV_NORMS",
     "POLICIES",
     "CNNPolicy",
     "CfCCell",

@@ -29,6 +29,9 @@ FORMAT = "edgeliquid-checkpoint"
 VERSION = 1
 _RESERVED = ("format", "version", "config", "state_dict")
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+# Config fields added after version-1 files were written, with the value that rebuilds such a
+# file as it was trained (a missing key must not pick up today's default).
+_BEFORE_FIELD = {"conv_norm": "none"}  # BatchNorm in the conv head came with issue 12
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -116,7 +119,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[PolicyBase, dict[str, Any]
     ckpt = _read(path)
     _check_layout(path, ckpt)
     try:
-        config = NavPolicyConfig(**ckpt["config"])
+        config = NavPolicyConfig(**{**_BEFORE_FIELD, **ckpt["config"]})
     except (TypeError, ValueError) as e:
         raise EdgeLiquidError(f"checkpoint {path} has a bad config: {e}") from None
     model = build_policy(config)

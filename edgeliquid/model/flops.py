@@ -3,7 +3,8 @@
 `estimate_flops` runs one `step` on a blank frame and counts, per sample:
 - preprocessing: 3 FLOPs per input value (cast, subtract mean, divide by std);
 - every Conv2d / Linear in the conv head and the readout (from hooks, so real map sizes):
-  2 * fan_in per output, +1 for the bias; ReLU / tanh 1 per element;
+  2 * fan_in per output, +1 for the bias; ReLU / tanh 1 per element; a BatchNorm2d 1 per
+  element (export folds it into the conv before it, whose bias it becomes);
 - the recurrent core analytically (`policy.core_flops()`: cell matmuls counted dense, as an
   exported graph runs them, plus gate arithmetic).
 """
@@ -32,13 +33,13 @@ def _layer_flops(module: nn.Module, output: torch.Tensor) -> int:
         return per_sample * (2 * fan_in + (module.bias is not None))
     if isinstance(module, nn.Linear):
         return per_sample * (2 * module.in_features + (module.bias is not None))
-    return per_sample  # elementwise activation
+    return per_sample  # elementwise: activation, or a folded BatchNorm's bias
 
 
 def estimate_flops(model: PolicyBase) -> int:
     """FLOPs of one `model.step` for one sample (see the module docstring for what counts)."""
     config = model.config
-    counted = (nn.Conv2d, nn.Linear, nn.ReLU, nn.Tanh)
+    counted = (nn.Conv2d, nn.Linear, nn.ReLU, nn.Tanh, nn.BatchNorm2d)
     total = [3 * 3 * config.input_height * config.input_width]
 
     def hook(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:

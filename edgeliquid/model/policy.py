@@ -28,6 +28,7 @@ from edgeliquid.contract import COMMAND_SIZE, NOMINAL_DT
 from edgeliquid.model.cfc import MODES, WiredCfCCell, as_timespan
 
 ARCHS = ("cfc", "cfc_dense", "lstm", "lstm_dt", "gru", "cnn")
+CONV_NORMS = ("batch", "none")
 # Bounds on what a config (or a checkpoint's config dict) may ask for: far above any edge
 # policy (the shipped one: 24 units, 20k weights), far below what exhausts a machine's memory.
 MAX_CONV_LAYERS = 8
@@ -58,6 +59,11 @@ class NavPolicyConfig:
     conv_channels: tuple[int, ...] = (8, 12, 16, 24, 8)
     conv_kernels: tuple[int, ...] = (5, 3, 3, 3, 1)  # 5x5 first: wider view at full res
     conv_strides: tuple[int, ...] = (2, 2, 2, 2, 1)
+    # BatchNorm2d after every conv (before its ReLU). Without it the head's activations
+    # barely vary with the image at init, and in some seeds Adam drives the head into dead
+    # ReLUs and a saturated tanh before any signal arrives (docs/cfc_stall.md). "none": the
+    # head of checkpoints trained before the fix.
+    conv_norm: str = "batch"
     feature_size: int = 32  # inputs to the recurrent core (the drone paper used 128)
     feature_dropout: float = 0.1  # as the drone paper; only active in train()
     ncp_units: int = 24  # AutoNCP: inter 12, command 8, motor 4 (paper: 18/12/4)
@@ -98,6 +104,8 @@ class NavPolicyConfig:
     def _check_choices(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.conv_norm not in CONV_NORMS:
+            raise ValueError(f"conv_norm must be one of {CONV_NORMS}, got {self.conv_norm!r}")
         if self.cfc_mode not in MODES:
             raise ValueError(f"cfc_mode must be one of {MODES}, got {self.cfc_mode!r}")
         for name in ("image_mean", "image_std"):
@@ -169,7 +177,12 @@ class NavPolicyConfig:
 
 
 class ConvHead(nn.Module):
-    """uint8 RGB [N,H,W,3] → features [N,F]: cast, normalise, NHWC→NCHW, convs, dense."""
+    """uint8 RGB [N,H,W,3] → features [N,F]: cast, normalise, NHWC→NCHW, convs, dense.
+
+    With `conv_norm="batch"` each conv is followed by BatchNorm2d: in `train()` it normalises
+    with the statistics of all frames in the batch (B·T of them), in `eval()` with running
+    averages, so a deployed step depends on its own frame only.
+    """
 
     pixel_scale: torch.Tensor  # buffers (declared for the type checker)
     pixel_shift: torch.Tensor
@@ -185,8 +198,12 @@ class ConvHead(nn.Module):
         layers: list[nn.Module] = []
         in_channels = 3
         stack = zip(config.conv_channels, config.conv_kernels, config.conv_strides, strict=True)
+        norm = config.conv_norm == "batch"
         for c, k, s in stack:
-            layers += [nn.Conv2d(in_channels, c, k, stride=s, padding=k // 2), nn.ReLU()]
+            # A conv bias in front of BatchNorm is cancelled by the batch mean: BN's shift
+            # replaces it (export folds BN back into the conv's weight and bias).
+            layers.append(nn.Conv2d(in_channels, c, k, stride=s, padding=k // 2, bias=not norm))
+            layers += [nn.BatchNorm2d(c), nn.ReLU()] if norm else [nn.ReLU()]
             in_channels = c
         self.convs = nn.Sequential(*layers)
         h, w = config.conv_output_size()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgeliquid.contract import NOMINAL_DT
-from edgeliquid.model.policy import ARCHS
+from edgeliquid.model.policy import ARCHS, CONV_NORMS
 from edgeliquid.training.augment import AugmentConfig
 
 MAX_SEQ_LEN = 256  # steps per window: 25.6 s at 10 Hz; memory grows with it (100000 > 24 GB)
@@ -17,6 +17,9 @@ class TrainConfig:
     """One training run; defaults are the shipped model's recipe."""
 
     arch: str | None = None  # one of model.ARCHS (None: cfc, or the --init checkpoint's)
+    # batch | none: BatchNorm in the conv head ("none": the pre-fix recipe; None: batch, or
+    # the --init checkpoint's)
+    conv_norm: str | None = None
     epochs: int = 14  # the shipped recipe (its wall time: README, Training)
     seed: int = 0  # weights, window order and augmentation
     seq_len: int = 32  # 3.2 s at 10 Hz: long enough to see a turn settle, cheap to backprop
@@ -41,6 +44,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.arch is not None and self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.conv_norm is not None and self.conv_norm not in CONV_NORMS:
+            raise ValueError(
+                f"conv_norm must be one of {', '.join(CONV_NORMS)}, got {self.conv_norm!r}"
+            )
         if self.seq_len > MAX_SEQ_LEN:
             raise ValueError(
                 f"seq_len must be <= {MAX_SEQ_LEN} steps ({MAX_SEQ_LEN * NOMINAL_DT:.1f} s at "

@@ -145,11 +145,14 @@ def _init_model(config: TrainConfig, log: Log) -> PolicyBase:
 
     assert config.init is not None  # only called with --init
     model, _ = load_checkpoint(Path(config.init))
-    if config.arch is not None and model.config.arch != config.arch:
-        log(
-            f"warning: --init checkpoint is arch {model.config.arch!r}; "
-            f"using it and ignoring --arch {config.arch!r}"
-        )
+    for name in ("arch", "conv_norm"):
+        asked, has = getattr(config, name), getattr(model.config, name)
+        if asked is not None and has != asked:
+            option = "--" + name.replace("_", "-")
+            log(
+                f"warning: --init checkpoint has {name} {has!r}; "
+                f"using it and ignoring {option} {asked!r}"
+            )
     return model
 
 
@@ -160,7 +163,14 @@ def _prepare_model(config: TrainConfig, height: int, width: int, log: Log) -> Po
     torch.manual_seed(config.seed)
     if config.init is None:
         arch = config.arch or "cfc"
-        return build_policy(NavPolicyConfig(arch=arch, input_height=height, input_width=width))
+        return build_policy(
+            NavPolicyConfig(
+                arch=arch,
+                conv_norm=config.conv_norm or "batch",
+                input_height=height,
+                input_width=width,
+            )
+        )
     model = _init_model(config, log)
     expected = (model.config.input_height, model.config.input_width)
     if expected != (height, width):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -26,9 +28,15 @@ runner = CliRunner()
 def policy() -> NavPolicy:
     torch.manual_seed(0)
     model = NavPolicy(TINY).eval()
-    with torch.no_grad():  # non-trivial label statistics, as after training
+    with torch.no_grad():  # non-trivial label and BatchNorm statistics, as after training
         model.command_mean.copy_(torch.tensor([1.0, 0.1, -0.1, 0.05]))
         model.command_std.copy_(torch.tensor([0.8, 0.5, 0.3, 0.4]))
+        for norm in [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]:
+            norm.running_mean.uniform_(-0.5, 0.5)
+            norm.running_var.uniform_(0.2, 3.0)
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.3, 0.3)
+    assert model.config.conv_norm == "batch"
     return model
 
 
@@ -112,6 +120,32 @@ def test_masks_are_folded_into_weights(policy, graphs):
         values = onnx.numpy_helper.to_array(init)
         is_binary = values.size > 1 and np.isin(values, (0.0, 1.0)).all()
         assert not (tuple(values.shape) in masks and is_binary), f"mask left: {init.name}"
+
+
+def test_batch_norm_is_folded_into_the_convs(graphs):
+    """Conv + Relu only, the same ops as a head without BatchNorm (int8 and runtimes see one
+    graph); parity with torch, running statistics included, is in the step test above."""
+    torch.manual_seed(0)
+    plain = NavPolicy(dataclasses.replace(TINY, conv_norm="none")).eval()
+    plain_model = export_checkpoint(plain, {}, ExportOptions())[0]
+
+    def ops(model):
+        return sorted(n.op_type for n in model.graph.node)
+
+    assert "BatchNormalization" not in ops(graphs["step"][0])
+    assert ops(graphs["step"][0]) == ops(plain_model)
+
+
+def test_prepare_folds_batch_norm_whatever_the_exporter_does(policy):
+    """The fold is ours, not left to the exporter's constant folding: the prepared copy has
+    no BatchNorm2d, its convs carry the folded bias, and it steps as the original does."""
+    prepared = export_graph.prepare(policy, "input")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())
+    convs = [m for m in prepared.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == len(TINY.conv_channels) and all(c.bias is not None for c in convs)
+    frames = torch.from_numpy(_inputs(2)[0])
+    with torch.no_grad():
+        torch.testing.assert_close(prepared.step(frames)[0], policy.step(frames)[0])
 
 
 def test_metadata_round_trip(policy, graphs, tmp_path):

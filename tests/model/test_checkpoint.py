@@ -44,6 +44,22 @@ def test_round_trip_is_exact(tmp_path, arch):
     torch.testing.assert_close(state2, state, atol=0, rtol=0)
 
 
+def test_checkpoint_from_before_conv_norm_loads_without_batch_norm(tmp_path):
+    """A config dict without conv_norm (every file written before BatchNorm) rebuilds its
+    BN-free head and gives bit-identical outputs, not today's default head."""
+    policy = build_policy(dataclasses.replace(TINY, conv_norm="none"))
+    ckpt = torch.load(save_checkpoint(tmp_path / "new.pt", policy), weights_only=True)
+    del ckpt["config"]["conv_norm"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    loaded, _ = load_checkpoint(tmp_path / "old.pt")
+    assert loaded.config.conv_norm == "none"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.modules())
+    frames = torch.randint(0, 256, (2, 3, 16, 24, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        expected, _ = policy.eval()(frames)
+        torch.testing.assert_close(loaded(frames)[0], expected, atol=0, rtol=0)
+
+
 def test_file_is_a_plain_weights_only_dict(tmp_path):
     save_checkpoint(tmp_path / "c.pt", _trained_looking("cfc"), note="hello")
     raw = torch.load(tmp_path / "c.pt", weights_only=True)

@@ -136,6 +136,38 @@ def test_forward_equals_a_loop_of_steps_with_varying_dt(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_batch_norm_head_trains_on_the_batch_and_steps_on_its_own_frame(arch):
+    """conv_norm batch (the default): BN after every conv, +1 parameter per channel net of the
+    dropped conv bias, the FLOPs of the folded graph; train() normalises over the batch's
+    frames, eval() with running stats, so after training the sequence still equals a loop of
+    single steps."""
+    policy = _policy(arch)
+    plain = _policy(arch, dataclasses.replace(TINY, conv_norm="none"))
+    norms = [m for m in policy.head.convs if isinstance(m, torch.nn.BatchNorm2d)]
+    assert policy.config.conv_norm == "batch" and len(norms) == len(TINY.conv_channels)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    extra = count_parameters(policy) - count_parameters(plain)
+    assert extra == sum(TINY.conv_channels)
+    assert estimate_flops(policy) == estimate_flops(plain)  # folded at export: same graph
+    frames = _frames(3, 5)
+    policy.train()
+    with torch.no_grad():
+        for seed in range(3):  # running statistics move away from their init
+            policy(_frames(4, 5, seed=seed + 1))
+    assert norms[0].running_var.sub(1).abs().max() > 1e-3
+    policy.eval()
+    with torch.no_grad():
+        commands, _ = policy(frames)
+        state = policy.initial_state(3)
+        for t in range(5):
+            command, state = policy.step(frames[:, t], state)
+            torch.testing.assert_close(commands[:, t], command)
+        alone, _ = policy.step(frames[:1, 0])  # no other frame in the batch changes it
+    torch.testing.assert_close(alone, commands[:1, 0])
+    assert commands.shape == (3, 5, 4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_dt_forms_agree_and_default_is_nominal(arch):
     policy = _policy(arch)
     frames = _frames(2, 4)
@@ -221,6 +253,7 @@ def test_step_exports_with_tensor_state_and_dt(arch):
     "change, message",
     [
         (dict(arch="transformer"), "arch must be one of"),
+        (dict(conv_norm="layer"), "conv_norm must be one of"),
         (dict(cfc_mode="fast"), "no_gate"),
         (dict(conv_kernels=(3,)), "same non-zero length"),
         (dict(input_height=0), "too small"),

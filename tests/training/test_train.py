@@ -264,12 +264,13 @@ def test_init_resumes_from_checkpoint_and_warns_on_arch(trained, dataset, tmp_pa
     from edgeliquid.training.trainer import train
 
     lines = []
-    config = _config(epochs=1, init=str(trained.last_path), arch="gru")
+    config = _config(epochs=1, init=str(trained.last_path), arch="gru", conv_norm="none")
     result = train(dataset, tmp_path / "fine", config, log=lines.append)
     last_val = trained.metrics["history"][-1]["val_loss"]
     assert result.metrics["initial_val_loss"] == pytest.approx(last_val, rel=1e-5)
     assert result.metrics["arch"] == "cfc"
-    assert any(line.startswith("warning: --init checkpoint is arch 'cfc'") for line in lines)
+    assert any(line.startswith("warning: --init checkpoint has arch 'cfc'") for line in lines)
+    assert any("has conv_norm 'batch'; using it and ignoring --conv-norm" in x for x in lines)
 
 
 def test_fine_tune_reports_success_before_and_after(trained, dataset, tmp_path, monkeypatch):
@@ -321,6 +322,8 @@ def test_config_validation_names_the_value():
         _config(arch="transformer")
     with pytest.raises(ValueError, match="val_fraction"):
         _config(val_fraction=1.0)
+    with pytest.raises(ValueError, match="conv_norm must be one of batch, none, got 'layer'"):
+        _config(conv_norm="layer")
 
 
 # -- CLI ----------------------------------------------------------------------------------
@@ -335,10 +338,13 @@ def _cli(*args):
 
 
 def test_cli_trains(dataset, tmp_path):
-    result = _cli(dataset, "--out", tmp_path, "--epochs", 1, "--seq-len", 6, "--batch-size", 4)
+    from edgeliquid.model import load_checkpoint
+
+    args = ("--epochs", 1, "--seq-len", 6, "--batch-size", 4, "--conv-norm", "none")
+    result = _cli(dataset, "--out", tmp_path, *args)
     assert result.exit_code == 0, result.output
     assert "parameters" in result.output and "epoch   1" in result.output
-    assert (tmp_path / "best.pt").is_file()
+    assert load_checkpoint(tmp_path / "best.pt")[0].config.conv_norm == "none"  # pre-fix head
 
 
 def test_cli_corrupt_data_is_one_clear_line(dataset, tmp_path):
