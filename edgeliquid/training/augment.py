@@ -14,7 +14,9 @@ uint8 to float, one 3x4 colour matrix (contrast, saturation, veil), the light ma
 drawn, and noise + round + clip to uint8 in one `addWeighted` against a bank of Gaussian frames
 drawn once. Why not a library: albumentations is unmaintained since mid-2025 (successor AGPL)
 and kornia pulls a CUDA torch into a venv by default; these cv2 per-window ops measured at
-~160 ms vs 400 ms for the previous torch version per [32, 32, 72, 128, 3] batch (one thread).
+~234 ms (default recipe; 199 ms paper(), 273 ms every op on) vs 595 ms for the previous torch
+version and 1973 ms for a training step, per [32, 32, 72, 128, 3] batch, one thread, median of 5
+on a loaded 2-core box (/work/scratch/h3b_bench.py).
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ class AugmentConfig:
 
     @classmethod
     def paper(cls) -> AugmentConfig:
-        """The recipe before the light changes: the paper's jitter + noise, and channel gains."""
+        """The recipe before the light changes: the paper's jitter + noise, and channel gains.
+        (Not bit-identical to the old torch code: contrast now pivots on the window's mean
+        grey, not each frame's, and the noise bank is read at random row offsets.)"""
         return cls(**{f"{op}_p": 0.0 for op in _BOUNDS})  # type: ignore[arg-type]
 
 

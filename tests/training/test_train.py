@@ -266,6 +266,16 @@ def test_cli_trains(dataset, tmp_path):
     assert (tmp_path / "best.pt").is_file()
 
 
+def test_cli_augment_preset_paper_is_recorded_and_bad_presets_refused(dataset, tmp_path):
+    args = ("--epochs", 1, "--seq-len", 6, "--batch-size", 4, "--augment-preset")
+    result = _cli(dataset, "--out", tmp_path, *args, "paper")
+    assert result.exit_code == 0, result.output
+    augment = json.loads((tmp_path / "metrics.json").read_text())["train_config"]["augment"]
+    assert augment["gamma_p"] == 0.0 and augment["brightness"] == 0.4
+    result = _cli(dataset, "--out", tmp_path / "other", *args, "sunny")
+    assert result.exit_code == 1 and "--augment-preset must be strong or paper" in result.output
+
+
 def test_cli_corrupt_data_is_one_clear_line(dataset, tmp_path):
     import shutil
 
