@@ -14,9 +14,9 @@ uint8 to float, one 3x4 colour matrix (contrast, saturation, veil), the light ma
 drawn, and noise + round + clip to uint8 in one `addWeighted` against a bank of Gaussian frames
 drawn once. Why not a library: albumentations is unmaintained since mid-2025 (successor AGPL)
 and kornia pulls a CUDA torch into a venv by default; these cv2 per-window ops measured at
-~234 ms (default recipe; 199 ms paper(), 273 ms every op on) vs 595 ms for the previous torch
-version and 1973 ms for a training step, per [32, 32, 72, 128, 3] batch, one thread, median of 5
-on a loaded 2-core box (/work/scratch/h3b_bench.py).
+~160 ms (default recipe; 146 ms paper(), 222 ms every op on) vs 474 ms for the previous torch
+version and 1731 ms for a training step, per [32, 32, 72, 128, 3] batch, one thread, median of 5,
+same run, on a 2-core box at load 8 (idle-ish earlier: torch version 400 ms, step 951 ms).
 """
 
 from __future__ import annotations
@@ -210,6 +210,7 @@ class Augmenter:
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
         self._bank: np.ndarray | None = None
+        self._buffer: np.ndarray | None = None
 
     def _pick(self, p: float, drawn: Range, log: bool = False) -> float | None:
         """The op's strength for one window, or None when it is not applied (two draws always,
@@ -265,7 +266,9 @@ class Augmenter:
         """Augment one window [T, H, W, 3] uint8 into `out`."""
         draw = self._draw(window.shape[1:3])
         rows = window.reshape(-1, *window.shape[2:])
-        x = cv2.LUT(rows, draw.lut)  # float32 [T*H, W, 3]
+        if self._buffer is None or self._buffer.shape != rows.shape:
+            self._buffer = np.empty(rows.shape, np.float32)  # reused: no page faults per window
+        x = cv2.LUT(rows, draw.lut, dst=self._buffer)  # float32 [T*H, W, 3]
         if draw.contrast != 1 or draw.saturation != 1 or draw.veil != 0:
             cv2.transform(x, _colour_matrix(draw, np.array(cv2.mean(x)[:3])), dst=x)
         frames = x.reshape(window.shape)
