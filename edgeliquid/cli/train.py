@@ -60,6 +60,10 @@ def train_command(
     ] = 0,
     eval_seed: Annotated[int, typer.Option(help="Seed of the closed-loop episodes.")] = 12345,
     augment: Annotated[bool, typer.Option(help="Photometric augmentation.")] = True,
+    augment_preset: Annotated[
+        str,
+        typer.Option(help="strong: jitter + light changes | paper: jitter, gains, noise only."),
+    ] = "strong",
     overwrite: Annotated[
         bool, typer.Option(help="Replace the run already in --out (best.pt, last.pt, ...).")
     ] = False,
@@ -78,8 +82,14 @@ def train_command(
         val_fraction=val_fraction,
     )
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if augment_preset not in ("strong", "paper"):
+        raise EdgeLiquidError(f"--augment-preset must be strong or paper, got {augment_preset!r}")
     if not augment:
         options["augment"] = None
+    elif augment_preset == "paper":
+        from edgeliquid.training.augment import AugmentConfig
+
+        options["augment"] = AugmentConfig.paper()
     try:
         config = TrainConfig(
             arch=arch,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -364,6 +365,7 @@ def train(
     from edgeliquid.paths import check_out_dir
 
     torch.set_num_threads(config.num_threads)
+    cv2.setNumThreads(1)  # the augmenter (cv2) prepares batches on the other core, not both
     run_dir = check_out_dir(run_dir, "--out")
     run_dir.mkdir(parents=True, exist_ok=True)
     before = {}

@@ -1,4 +1,4 @@
-"""Behaviour cloning: windows, augmentation, a short run, checkpoints, --init, CLI errors."""
+"""Behaviour cloning: windows, config JSON, a short run, checkpoints, --init, CLI errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from edgeliquid.training.augment import AugmentConfig, Augmenter
 from edgeliquid.training.windows import (
     command_statistics,
     gather,
@@ -85,81 +84,7 @@ def test_command_statistics_floor_constant_labels():
     assert std[0] > 1.0
 
 
-# -- augmentation -------------------------------------------------------------------------
-
-
-def _frames(seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (3, 4, 8, 10, 3), generator=gen, dtype=torch.uint8)
-
-
-def test_augment_keeps_uint8_contract_and_is_seeded():
-    frames = _frames()
-    out = Augmenter(AugmentConfig(), seed=1)(frames)
-    assert out.dtype == torch.uint8 and out.shape == frames.shape
-    assert torch.equal(out, Augmenter(AugmentConfig(), seed=1)(frames))
-    assert not torch.equal(out, Augmenter(AugmentConfig(), seed=2)(frames))
-    assert not torch.equal(out, frames)
-
-
-def test_augment_off_is_identity():
-    frames = _frames()
-    config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0, channel_gain=0)
-    assert torch.equal(Augmenter(config, seed=0)(frames), frames)
-
-
-def _reference(x: torch.Tensor, gains, b: float, c: float, s: float) -> torch.Tensor:
-    """Gains, brightness, contrast, saturation applied one after another, the textbook way."""
-    luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
-    x = x.double() * torch.tensor(gains, dtype=torch.float64) * b
-    mean = (x @ luma).mean(dim=(-2, -1), keepdim=True).unsqueeze(-1)
-    x = (x - mean) * c + mean
-    grey = (x @ luma).unsqueeze(-1)
-    return ((x - grey) * s + grey).clamp(0, 255).round()
-
-
-def test_augment_folded_affine_equals_sequential_ops(monkeypatch):
-    frames = _frames()[:1]
-    augmenter = Augmenter(AugmentConfig(noise_std=0), seed=0)
-    factors = iter([1.3, 0.7, 1.2])
-    gains = (0.9, 1.1, 1.05)
-    monkeypatch.setattr(augmenter, "_factors", lambda batch, strength: next(factors))
-    monkeypatch.setattr(augmenter, "_gains", lambda batch, strength: torch.tensor(gains))
-    expected = _reference(frames, gains, 1.3, 0.7, 1.2)
-    assert (augmenter(frames).double() - expected).abs().max() <= 1.0
-
-
-def test_augment_colour_factors_are_per_sequence():
-    frames = torch.full((2, 5, 6, 6, 3), 100, dtype=torch.uint8)
-    config = AugmentConfig(contrast=0, saturation=0, noise_std=0)
-    out = Augmenter(config, seed=0)(frames)
-    for sequence in out:
-        assert torch.equal(sequence, sequence[:1].expand_as(sequence))  # same over time
-    assert not torch.equal(out[0], out[1])  # different between sequences
-
-
-def test_augment_noise_has_the_configured_strength():
-    frames = torch.full((4, 8, 16, 16, 3), 128, dtype=torch.uint8)
-    config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0.05, channel_gain=0)
-    out = Augmenter(config, seed=0)(frames).double()
-    assert out.mean().item() == pytest.approx(128, abs=1.0)
-    assert (out - 128).std().item() == pytest.approx(0.05 * 255, rel=0.1)
-    assert not torch.equal(out[0, 0], out[0, 1])  # each frame its own noise
-
-
-def test_augment_channel_gain_tints_each_sequence_once():
-    frames = torch.full((2, 4, 6, 6, 3), 120, dtype=torch.uint8)
-    config = AugmentConfig(brightness=0, contrast=0, saturation=0, noise_std=0, channel_gain=0.3)
-    out = Augmenter(config, seed=0)(frames)
-    first = out[0, 0, 0, 0]
-    assert len(set(first.tolist())) == 3  # R, G and B scaled differently
-    assert torch.equal(out[0], first.expand_as(out[0]))  # one tint for the whole sequence
-    assert not torch.equal(out[1, 0, 0, 0], first)
-
-
-def test_augment_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="brightness"):
-        AugmentConfig(brightness=1.5)
+# -- config as JSON ------------------------------------------------------------------------
 
 
 def test_metrics_json_is_plain():
@@ -345,6 +270,16 @@ def test_cli_trains(dataset, tmp_path):
     assert result.exit_code == 0, result.output
     assert "parameters" in result.output and "epoch   1" in result.output
     assert load_checkpoint(tmp_path / "best.pt")[0].config.conv_norm == "none"  # pre-fix head
+
+
+def test_cli_augment_preset_paper_is_recorded_and_bad_presets_refused(dataset, tmp_path):
+    args = ("--epochs", 1, "--seq-len", 6, "--batch-size", 4, "--augment-preset")
+    result = _cli(dataset, "--out", tmp_path, *args, "paper")
+    assert result.exit_code == 0, result.output
+    augment = json.loads((tmp_path / "metrics.json").read_text())["train_config"]["augment"]
+    assert augment["gamma_p"] == 0.0 and augment["brightness"] == 0.4
+    result = _cli(dataset, "--out", tmp_path / "other", *args, "sunny")
+    assert result.exit_code == 1 and "--augment-preset must be strong or paper" in result.output
 
 
 def test_cli_corrupt_data_is_one_clear_line(dataset, tmp_path):
