@@ -46,7 +46,7 @@ def collect_command(
 ) -> None:
     """Record expert flights (noisy execution, clean labels) as episode files; with --policy,
     the policy's flights, every frame labelled with the expert's clean command (DAgger)."""
-    from edgeliquid.training.collect import CollectConfig, check_out, collect
+    from edgeliquid.training.collect import CollectConfig, check_out, collect, load_learner
 
     config = config_of(
         CollectConfig,
@@ -65,8 +65,9 @@ def collect_command(
         beta_per=beta_per,
     )
     check_out(out, config)
+    learner = None if config.policy is None else load_learner(config)  # its errors: one line
     with typer.progressbar(length=episodes, label="collect", file=sys.stderr) as bar:
-        manifest = collect(out, config, progress=bar.update)
+        manifest = collect(out, config, progress=bar.update, learner=learner)
     entries = manifest["episodes"]
     successes = sum(e["outcome"] == "success" for e in entries)
     steps = sum(e["steps"] for e in entries)

@@ -257,7 +257,10 @@ def load_learner(config: CollectConfig) -> Any:
     path = Path(str(config.policy))
     if path.suffix not in (".pt", ".onnx"):
         raise EdgeLiquidError(f"--policy {path}: expected a .pt checkpoint or an .onnx file")
-    learner = load_policy(path)
+    try:
+        learner = load_policy(path)
+    except EdgeLiquidError as e:
+        raise EdgeLiquidError(e if str(path) in str(e) else f"--policy {path}: {e}") from None
     size = input_size(learner)
     if size != (config.height, config.width):
         raise EdgeLiquidError(
@@ -333,14 +336,19 @@ def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int,
 
 
 def collect(
-    out: str | Path, config: CollectConfig, progress: Callable[[int], None] | None = None
+    out: str | Path,
+    config: CollectConfig,
+    progress: Callable[[int], None] | None = None,
+    learner: Any = None,
 ) -> dict[str, Any]:
     """Record `config.episodes` episodes into `out` (resuming), return the final manifest.
 
-    `progress(n)` is called with the number of episodes that just became complete.
+    `progress(n)` is called with the number of episodes that just became complete. `learner`:
+    `config.policy` already loaded (`load_learner`); None loads it here, before any worker.
     """
     out = check_out(out, config)
-    learner = None if config.policy is None else load_learner(config)  # before any worker
+    if config.policy is not None and learner is None:
+        learner = load_learner(config)
     out.mkdir(parents=True, exist_ok=True)
     manifest, done = _resume(out, config)
     manifest["episodes"] = [done[i] for i in sorted(done)]
