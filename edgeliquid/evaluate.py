@@ -141,7 +141,7 @@ def _results(
 ) -> Generator[EpisodeResult, None, None]:
     runner = _Runner(source, size)  # also checks the model loads before any worker starts
     if workers == 1 or len(jobs) <= 1:
-        with _torch_single_thread():
+        with torch_single_thread():
             yield from map(runner, jobs)
         return
     processes = min(workers, len(jobs))
@@ -151,7 +151,7 @@ def _results(
 
 
 @contextlib.contextmanager
-def _torch_single_thread() -> Iterator[None]:
+def torch_single_thread() -> Iterator[None]:
     """One torch thread while flying here (a ~20k-parameter step is fastest on one; extra
     threads only contend), restored afterwards for the caller (e.g. the trainer)."""
     torch = sys.modules.get("torch")

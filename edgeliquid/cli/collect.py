@@ -1,4 +1,5 @@
-"""`edgeliquid collect`: expert flights as episode files."""
+"""`edgeliquid collect`: expert flights, or a policy's flights labelled by the expert (DAgger),
+as episode files."""
 
 from __future__ import annotations
 
@@ -32,9 +33,20 @@ def collect_command(
     workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
     height: Annotated[int, typer.Option(help="Frame height: the policy's input.")] = 72,
     width: Annotated[int, typer.Option(help="Frame width: the policy's input.")] = 128,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="DAgger: this .pt or .onnx policy flies; the expert labels every frame."),
+    ] = None,
+    beta: Annotated[
+        float, typer.Option(help="With --policy: probability the expert's command is flown.")
+    ] = 0.0,
+    beta_per: Annotated[
+        str, typer.Option(help="What one --beta draw covers: step or episode.")
+    ] = "step",
 ) -> None:
-    """Record expert flights (noisy execution, clean labels) as episode files."""
-    from edgeliquid.training.collect import CollectConfig, check_out, collect
+    """Record expert flights (noisy execution, clean labels) as episode files; with --policy,
+    the policy's flights, every frame labelled with the expert's clean command (DAgger)."""
+    from edgeliquid.training.collect import CollectConfig, check_out, collect, load_learner
 
     config = config_of(
         CollectConfig,
@@ -48,12 +60,23 @@ def collect_command(
         workers=workers,
         height=height,
         width=width,
+        policy=None if policy is None else str(policy),
+        beta=beta,
+        beta_per=beta_per,
     )
     check_out(out, config)
+    learner = None if config.policy is None else load_learner(config)  # its errors: one line
     with typer.progressbar(length=episodes, label="collect", file=sys.stderr) as bar:
-        manifest = collect(out, config, progress=bar.update)
+        manifest = collect(out, config, progress=bar.update, learner=learner)
     entries = manifest["episodes"]
     successes = sum(e["outcome"] == "success" for e in entries)
     steps = sum(e["steps"] for e in entries)
-    typer.echo(f"{len(entries)} episodes, {steps} frames; expert success {successes}")
+    if policy is None:
+        typer.echo(f"{len(entries)} episodes, {steps} frames; expert success {successes}")
+    else:  # the success of what flew: the policy, mixed with the expert by --beta
+        flyer = "policy" if beta == 0 else f"policy (beta {beta:g} per {beta_per})"
+        typer.echo(
+            f"{len(entries)} episodes; {flyer} success {successes / len(entries):.2f}, "
+            f"expert-labelled {steps:,} frames"
+        )
     typer.echo(f"wrote {out / 'manifest.json'}")

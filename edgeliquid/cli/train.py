@@ -13,7 +13,13 @@ from edgeliquid.errors import EdgeLiquidError
 
 @guarded
 def train_command(
-    data_dir: Annotated[Path, typer.Argument(help="Episodes folder from `edgeliquid collect`.")],
+    data_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Episodes folder(s) from `edgeliquid collect`: the expert's, DAgger rounds'.",
+            show_default=False,
+        ),
+    ],
     out: Annotated[
         Path, typer.Option("--out", help="Run folder: best.pt, last.pt, metrics.json, curves.png.")
     ],
@@ -68,7 +74,8 @@ def train_command(
         bool, typer.Option(help="Replace the run already in --out (best.pt, last.pt, ...).")
     ] = False,
 ) -> None:
-    """Behaviour-clone the expert from recorded episodes (truncated BPTT on windows)."""
+    """Behaviour-clone the expert from recorded episodes, from one folder or several (truncated
+    BPTT on windows)."""
     from edgeliquid.paths import check_out_dir
     from edgeliquid.training.config import RUN_FILES, TrainConfig
     from edgeliquid.training.trainer import train
@@ -110,7 +117,7 @@ def train_command(
             f"--out {out} already holds a run ({', '.join(earlier)}): choose another folder "
             "or pass --overwrite to replace it"
         )
-    result = train(data_dir, out, config, log=typer.echo)
+    result = train(data_dirs, out, config, log=typer.echo)
     if not result.best_path.is_file():  # train() raises first; never name a missing file
         raise EdgeLiquidError(f"no best checkpoint was written in {out}")
     typer.echo(f"best checkpoint: {result.best_path} (epoch {result.metrics['best_epoch']})")

@@ -5,13 +5,23 @@ the expert's path and the data shows how to recover; the label stored with each 
 expert's *clean* command for that frame. Episode i depends on (seed, i) only, so the data is the
 same for any number of workers. A `collect` that was interrupted resumes when rerun with the
 same settings: finished episode files are kept, temp-file leftovers are removed, the rest is
-recorded, and the manifest is marked complete only at the end. numpy + OpenCV only.
+recorded, and the manifest is marked complete only at the end.
+
+With `policy` set (DAgger, Ross et al. 2011) a trained policy (.pt or .onnx) flies instead,
+mixed with the expert by `beta` (the probability, per step or per episode, that the expert's
+command is flown), and the expert still labels every visited frame with its clean command. The
+noise is added to whichever command is flown. The manifest records the policy's path, sha256
+and beta; a resume with another policy file is refused. numpy + OpenCV (and the policy's own
+runtime: torch for .pt, onnxruntime for .onnx).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +36,7 @@ from edgeliquid.pool import Stopped, stop_on_signals
 
 STATE_EXTRA = ("distance", "bearing")  # appended to sim.STATE_FIELDS in Episode.states
 NOISE_FADE_M = 8.0  # m: nearer the target the noise shrinks linearly, down to 20%
+BETA_PER = ("step", "episode")  # what one expert-or-policy draw covers
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,9 @@ class CollectConfig:
     # per-episode light and palettes (sim.randomize ranges, which exclude the eval shifts)
     randomize: bool = False
     workers: int = 1
+    policy: str | None = None  # DAgger: the model file that flies (None: the expert flies)
+    beta: float = 0.0  # DAgger's beta: probability the expert's command is flown instead
+    beta_per: str = "step"  # "step": one draw per step (Ross et al.); "episode": one per flight
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.workers < 1 or self.seed < 0:
@@ -57,6 +71,13 @@ class CollectConfig:
             raise ValueError(f"action_noise must be in [0, 1], got {self.action_noise}")
         if not 0 <= self.hover_s <= 10:
             raise ValueError(f"hover_s must be in [0, 10] s, got {self.hover_s}")
+        if not 0 <= self.beta <= 1 or self.beta_per not in BETA_PER:
+            raise ValueError(
+                f"beta must be in [0, 1] and beta_per one of {', '.join(BETA_PER)}, "
+                f"got {self.beta}, {self.beta_per!r}"
+            )
+        if self.policy is None and self.beta != 0:
+            raise ValueError(f"beta {self.beta} mixes the expert with a policy: give --policy")
         self.env_config()  # validates size, shift and dt_jitter
 
     def env_config(self) -> Any:
@@ -84,7 +105,26 @@ class CollectConfig:
             "noise_tau": self.noise_tau,
             "hover_s": self.hover_s,
             "randomize": self.randomize,
+            **self.policy_settings(),
         }
+
+    def policy_settings(self) -> dict[str, Any]:
+        """The flying policy's fields (all None for an expert collect, as in older manifests)."""
+        if self.policy is None:
+            return {"policy_sha256": None, "beta": None, "beta_per": None}
+        return {
+            "policy_sha256": file_sha256(self.policy),
+            "beta": self.beta,
+            "beta_per": self.beta_per,
+        }
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a model file (hex); a missing or unreadable one is an EdgeLiquidError."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as e:
+        raise EdgeLiquidError(f"cannot read --policy {path}: {e.strerror or e}") from None
 
 
 class OrnsteinUhlenbeck:
@@ -101,17 +141,67 @@ class OrnsteinUhlenbeck:
         return self.value
 
 
-def record_episode(config: CollectConfig, index: int) -> episodes.Episode:
-    """One expert flight with noisy execution; labels are the clean commands."""
+class Pilot:
+    """The rollout policy of a collect: the expert labels every frame, `learner` (if any) flies.
+
+    Privileged, so `sim.rollout` hands it the env: `act(env)` returns the expert's clean
+    command (the label, `Frame.command`) and steps the learner on the same frame and dt (the
+    learner sees every frame, also those the expert flies, so its state stays its own).
+    `flown(label)` is the command to execute: the learner's, or the label with probability
+    `beta` per step or per episode. Without a learner the expert flies: a plain expert collect.
+    """
+
+    privileged = True
+
+    def __init__(self, learner: Any, beta: float, per_step: bool, rng: np.random.Generator):
+        from edgeliquid.sim.expert import ExpertPolicy
+
+        self.expert, self.learner = ExpertPolicy(), learner
+        self.beta, self.per_step, self.rng = beta, per_step, rng
+        self.expert_steps = 0  # steps on which the expert's command was flown
+
+    def reset(self) -> None:
+        self.expert.reset()
+        if self.learner is not None:
+            self.learner.reset()
+        self._expert_episode = self.beta > 0 and self.rng.random() < self.beta
+        self.expert_steps = 0
+
+    def act(self, env: Any) -> np.ndarray:
+        label = self.expert.act(env)
+        if self.learner is not None:
+            self.learned = np.asarray(self.learner.step(env.render(), env.dt), np.float32)
+        return label
+
+    def flown(self, label: np.ndarray) -> np.ndarray:
+        if self.learner is None or self._expert_turn():
+            self.expert_steps += 1
+            return label
+        return self.learned
+
+    def _expert_turn(self) -> bool:
+        if not self.per_step:
+            return self._expert_episode
+        return self.beta > 0 and bool(self.rng.random() < self.beta)
+
+
+def record_episode(config: CollectConfig, index: int, learner: Any = None) -> episodes.Episode:
+    """One flight with noisy execution, by the expert or by `learner` (a loaded
+    `config.policy`, mixed with the expert by `config.beta`); labels are the expert's clean
+    commands."""
     from edgeliquid.sim import COMMAND_LIMITS, NavEnv
     from edgeliquid.sim.env import STATE_FIELDS, episode_seed
-    from edgeliquid.sim.expert import ExpertPolicy
 
-    env, expert = NavEnv(config.env_config()), ExpertPolicy()
+    if config.policy is not None and learner is None:
+        learner = load_learner(config)
+    env = NavEnv(config.env_config())
     seed = episode_seed(config.seed, index, "collect")
     scale = np.array(COMMAND_LIMITS) * config.action_noise
     noise = OrnsteinUhlenbeck(scale, config.noise_tau, np.random.default_rng([seed, 7]))
-    rows, info = _fly(env, expert, noise, seed, config.hover_s)
+    pilot = Pilot(
+        learner, config.beta, config.beta_per == "step", np.random.default_rng([seed, 11])
+    )
+    rows, info = _fly(env, pilot, noise, seed, config.hover_s)
     frames, commands, dts, states = zip(*rows, strict=True)
     meta = {
         "index": index,
@@ -124,6 +214,8 @@ def record_episode(config: CollectConfig, index: int) -> episodes.Episode:
     }
     if env.appearance is not None:
         meta["appearance"] = env.appearance.as_dict()
+    if learner is not None:
+        meta["expert_flown_steps"] = pilot.expert_steps
     return episodes.Episode(
         frames=np.stack(frames),
         commands=np.stack(commands).astype(np.float32),
@@ -133,19 +225,19 @@ def record_episode(config: CollectConfig, index: int) -> episodes.Episode:
     )
 
 
-def _fly(env: Any, expert: Any, noise: OrnsteinUhlenbeck, seed: int, hover_s: float):
+def _fly(env: Any, pilot: Pilot, noise: OrnsteinUhlenbeck, seed: int, hover_s: float):
     """(frame, clean command, dt, state) per step, the last frame included, and final info.
 
-    The flight ends at an outcome, or `hover_s` after the expert first arrived (a success).
+    The flight ends at an outcome, or `hover_s` after the drone first arrived (a success).
     """
     from edgeliquid.sim.rollout import rollout
 
-    def noisy(command: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        fade = min(max(info["distance"] / NOISE_FADE_M, 0.2), 1.0)  # let the expert stop
-        return command + fade * noise.sample(info["dt"]).astype(np.float32)
+    def noisy(label: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        fade = min(max(info["distance"] / NOISE_FADE_M, 0.2), 1.0)  # let the drone stop
+        return pilot.flown(label) + fade * noise.sample(info["dt"]).astype(np.float32)
 
     rows, arrived_at = [], None
-    for frame in rollout(env, expert, seed, execute=noisy):
+    for frame in rollout(env, pilot, seed, execute=noisy):
         info = frame.info
         state = [*info["state"], info["distance"], info["bearing"]]
         rows.append((frame.obs, frame.command, info["dt"], state))
@@ -157,22 +249,52 @@ def _fly(env: Any, expert: Any, noise: OrnsteinUhlenbeck, seed: int, hover_s: fl
     return rows, info
 
 
+def load_learner(config: CollectConfig) -> Any:
+    """The policy `config.policy` names, checked to take `config`'s frame size (one
+    EdgeLiquidError line for a wrong, missing or corrupt file)."""
+    from edgeliquid.evaluate import input_size, load_policy
+
+    path = Path(str(config.policy))
+    if path.suffix not in (".pt", ".onnx"):
+        raise EdgeLiquidError(f"--policy {path}: expected a .pt checkpoint or an .onnx file")
+    try:
+        learner = load_policy(path)
+    except EdgeLiquidError as e:
+        raise EdgeLiquidError(e if str(path) in str(e) else f"--policy {path}: {e}") from None
+    size = input_size(learner)
+    if size != (config.height, config.width):
+        raise EdgeLiquidError(
+            f"--policy {path} takes {size[0]}x{size[1]} frames but collect records "
+            f"{config.height}x{config.width}: pass --height {size[0]} --width {size[1]}"
+        )
+    return learner
+
+
 def _entry(index: int, meta: dict[str, Any]) -> dict[str, Any]:
     name = episodes.episode_path(".", index).name
     return {"index": index, "file": name, "steps": meta["steps"], "outcome": meta["outcome"]}
 
 
-def _record_and_save(job: tuple[Path, CollectConfig, int]) -> dict[str, Any]:
+_LEARNER: Any = None  # a worker process's flying policy, loaded once by _init_worker
+
+
+def _record_and_save(job: tuple[Path, CollectConfig, int], learner: Any = None) -> dict[str, Any]:
     out, config, index = job
-    episode = record_episode(config, index)
+    episode = record_episode(config, index, _LEARNER if learner is None else learner)
     episodes.save_episode(out, index, episode)
     return _entry(index, {**episode.meta, "steps": episode.steps})
 
 
-def _init_worker() -> None:
+def _init_worker(config: CollectConfig) -> None:
+    global _LEARNER
     import cv2
 
     cv2.setNumThreads(1)  # one core per worker
+    if config.policy is not None:
+        _LEARNER = load_learner(config)
+        torch = sys.modules.get("torch")  # loaded by a .pt policy; one thread for a ~20k net
+        if torch is not None:
+            torch.set_num_threads(1)
 
 
 def check_out(out: str | Path, config: CollectConfig) -> Path:
@@ -198,6 +320,8 @@ def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int,
     """The manifest to continue and the episodes already on disk (checked readable);
     `out` has passed `check_out`."""
     manifest = episodes.new_manifest(**config.settings(), requested_episodes=config.episodes)
+    if config.policy is not None:
+        manifest["policy"] = config.policy  # for the reader; resume compares the sha256
     for name in ("episode_*.npz", episodes.MANIFEST):
         episodes.remove_leftovers(out, name)
     done = {}
@@ -212,13 +336,19 @@ def _resume(out: Path, config: CollectConfig) -> tuple[dict[str, Any], dict[int,
 
 
 def collect(
-    out: str | Path, config: CollectConfig, progress: Callable[[int], None] | None = None
+    out: str | Path,
+    config: CollectConfig,
+    progress: Callable[[int], None] | None = None,
+    learner: Any = None,
 ) -> dict[str, Any]:
     """Record `config.episodes` episodes into `out` (resuming), return the final manifest.
 
-    `progress(n)` is called with the number of episodes that just became complete.
+    `progress(n)` is called with the number of episodes that just became complete. `learner`:
+    `config.policy` already loaded (`load_learner`); None loads it here, before any worker.
     """
     out = check_out(out, config)
+    if config.policy is not None and learner is None:
+        learner = load_learner(config)
     out.mkdir(parents=True, exist_ok=True)
     manifest, done = _resume(out, config)
     manifest["episodes"] = [done[i] for i in sorted(done)]
@@ -226,7 +356,7 @@ def collect(
     if progress and done:
         progress(len(done))
     todo = [(out, config, i) for i in range(config.episodes) if i not in done]
-    with stop_on_signals(), contextlib.closing(_run(todo, config.workers)) as results:
+    with stop_on_signals(), contextlib.closing(_run(todo, config, learner)) as results:
         try:
             for entry in results:
                 done[entry["index"]] = entry
@@ -244,10 +374,13 @@ def collect(
     return manifest
 
 
-def _run(jobs: list, workers: int) -> Any:
+def _run(jobs: list, config: CollectConfig, learner: Any) -> Any:
     """Results of `_record_and_save` as they finish, in this process or in a pool."""
-    if workers == 1 or len(jobs) <= 1:
-        yield from map(_record_and_save, jobs)
+    from edgeliquid.evaluate import torch_single_thread
+
+    if config.workers == 1 or len(jobs) <= 1:
+        with torch_single_thread():
+            yield from map(functools.partial(_record_and_save, learner=learner), jobs)
         return
-    processes = min(workers, len(jobs))
-    yield from pool.imap(_record_and_save, jobs, processes, _init_worker, ordered=False)
+    processes = min(config.workers, len(jobs))
+    yield from pool.imap(_record_and_save, jobs, processes, _init_worker, (config,), ordered=False)

@@ -23,7 +23,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import torch
 
+from edgeliquid.contract import NOMINAL_DT
 from edgeliquid.episodes import atomic_write, load_dataset, read_manifest
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.host import cpu_name
@@ -130,14 +131,65 @@ def evaluate_loss(model: PolicyBase, windows: WindowSet, batch_size: int = 32) -
     return total / count
 
 
-def _load_episodes(data_dir: Path) -> tuple[list, dict[str, Any]]:
-    """Episodes and a short data summary for the metrics and the model card."""
-    episodes = load_dataset(data_dir, require_finite=True)  # one NaN label: a NaN model
-    manifest = read_manifest(data_dir)
-    keys = ("seed", "shift", "dt_jitter", "action_noise", "hover_s")
-    frames = int(sum(len(ep.commands) for ep in episodes))
-    summary = {"dir": str(data_dir), "episodes": len(episodes), "frames": frames}
-    return episodes, {**summary, **{k: manifest[k] for k in keys if k in manifest}}
+DATA_KEYS = ("seed", "shift", "dt_jitter", "action_noise", "hover_s")  # copied per folder
+POLICY_KEYS = ("policy", "policy_sha256", "beta", "beta_per")  # a DAgger folder's flyer
+
+
+def _data_dirs(data: Path | str | Sequence[Path | str]) -> list[Path]:
+    """One folder or several, as Paths; the same folder twice is refused (double weight)."""
+    dirs = [Path(data)] if isinstance(data, str | os.PathLike) else [Path(d) for d in data]
+    if not dirs:
+        raise EdgeLiquidError("no data folder given")
+    seen: dict[Path, Path] = {}
+    for d in dirs:
+        if d.resolve() in seen:
+            raise EdgeLiquidError(f"data folder {d} is given twice (as {seen[d.resolve()]} too)")
+        seen[d.resolve()] = d
+    return dirs
+
+
+def _read_manifests(dirs: list[Path]) -> list[dict[str, Any]]:
+    """Every folder's manifest, checked to agree on frame size and nominal dt."""
+    manifests = []
+    for d in dirs:
+        if not d.is_dir():
+            raise EdgeLiquidError(f"no such data folder: {d}")
+        manifests.append(read_manifest(d))
+    shapes = [(m["height"], m["width"], m.get("nominal_dt", NOMINAL_DT)) for m in manifests]
+    for d, shape in zip(dirs, shapes, strict=True):
+        if shape != shapes[0]:
+            (h0, w0, dt0), (h, w, dt) = shapes[0], shape
+            raise EdgeLiquidError(
+                f"data folders disagree: {dirs[0]} holds {h0}x{w0} frames at nominal dt {dt0} s, "
+                f"{d} {h}x{w} at {dt} s: collect every folder at one frame size and rate"
+            )
+    return manifests
+
+
+def _load_episodes(dirs: list[Path]) -> tuple[list, dict[str, Any], list[int]]:
+    """Episodes of every folder in order, a data summary for the metrics and the model card
+    (each folder's, under `folders` when there are several), and each folder's count."""
+    manifests = _read_manifests(dirs)
+    folders: list[list] = []
+    summaries: list[dict[str, Any]] = []
+    for d, manifest in zip(dirs, manifests, strict=True):
+        episodes = load_dataset(d, require_finite=True)  # one NaN label: a NaN model
+        frames = int(sum(len(ep.commands) for ep in episodes))
+        summary: dict[str, Any] = {"dir": str(d), "episodes": len(episodes), "frames": frames}
+        summary |= {k: manifest[k] for k in DATA_KEYS if k in manifest}
+        summary |= {k: manifest[k] for k in POLICY_KEYS if manifest.get(k) is not None}
+        folders.append(episodes)
+        summaries.append(summary)
+    if len(summaries) == 1:
+        data = {**summaries[0], "dirs": [summaries[0]["dir"]]}
+    else:
+        data = {
+            "dirs": [s["dir"] for s in summaries],
+            "episodes": sum(s["episodes"] for s in summaries),
+            "frames": sum(s["frames"] for s in summaries),
+            "folders": summaries,
+        }
+    return [ep for f in folders for ep in f], data, [len(f) for f in folders]
 
 
 def _init_model(config: TrainConfig, log: Log) -> PolicyBase:
@@ -295,7 +347,7 @@ def _check_seq_len(config: TrainConfig, episodes: list) -> None:
         )
 
 
-def _build_run(config: TrainConfig, episodes: list, log: Log) -> _Run:
+def _build_run(config: TrainConfig, episodes: list, log: Log, folder_sizes: list[int]) -> _Run:
     _check_seq_len(config, episodes)
     height, width = episodes[0].frames.shape[1:3]
     model = _prepare_model(config, height, width, log)
@@ -306,6 +358,7 @@ def _build_run(config: TrainConfig, episodes: list, log: Log) -> _Run:
         config.val_fraction,
         config.seed,
         float(model.config.nominal_dt),
+        folder_sizes,
     )
     if config.init is None:
         _set_label_statistics(model, train_set)
@@ -359,11 +412,16 @@ def machine(config: TrainConfig) -> str:
 
 
 def train(
-    data_dir: Path | str, run_dir: Path | str, config: TrainConfig, log: Log = print
+    data_dir: Path | str | Sequence[Path | str],
+    run_dir: Path | str,
+    config: TrainConfig,
+    log: Log = print,
 ) -> TrainResult:
-    """Train (or fine-tune, with `config.init`) on the episodes in `data_dir`; see module doc."""
+    """Train (or fine-tune, with `config.init`) on the episodes in `data_dir`, one folder or
+    several (e.g. the expert's and DAgger rounds'); see module doc."""
     from edgeliquid.paths import check_out_dir
 
+    dirs = _data_dirs(data_dir)
     torch.set_num_threads(config.num_threads)
     cv2.setNumThreads(1)  # the augmenter (cv2) prepares batches on the other core, not both
     run_dir = check_out_dir(run_dir, "--out")
@@ -374,8 +432,8 @@ def train(
             Path(config.init), config.eval_episodes, config.eval_seed, 2
         )
     wall_start = time.monotonic()  # the training budget counts data loading too
-    episodes, data = _load_episodes(Path(data_dir))
-    run = _build_run(config, episodes, log)
+    episodes, data, sizes = _load_episodes(dirs)
+    run = _build_run(config, episodes, log, sizes)
     metrics: dict[str, Any] = {"train_config": _plain(config), "data": data, **_describe(run, log)}
     metrics["initial_val_loss"] = evaluate_loss(run.model, run.val_set)
     metrics.update(before)

@@ -7,7 +7,9 @@ episode is aligned to its end so no step is dropped, and an episode shorter than
 becomes one window padded at the end, with a mask that keeps the padding out of the loss.
 
 The split between training and validation is by episode, never by window: overlapping windows
-of one flight on both sides would make the validation loss look better than it is.
+of one flight on both sides would make the validation loss look better than it is. Episodes
+from several data folders (DAgger rounds) are split folder by folder, each as it would be
+alone, so adding a folder never moves an episode of another across the split.
 
 Windowing is numpy; only `to_tensors` and `prefetched` touch torch.
 """
@@ -15,7 +17,7 @@ Windowing is numpy; only `to_tensors` and `prefetched` touch torch.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -80,6 +82,22 @@ def split_episodes(count: int, val_fraction: float, seed: int) -> tuple[list[int
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
+def split_folders(
+    sizes: Sequence[int], val_fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """`split_episodes` of each folder's episodes (folder k holds the `sizes[k]` episodes
+    after those of the folders before it), joined: one folder is exactly `split_episodes`."""
+    train_ids: list[int] = []
+    val_ids: list[int] = []
+    offset = 0
+    for size in sizes:
+        train, val = split_episodes(size, val_fraction, seed)
+        train_ids += [offset + i for i in train]
+        val_ids += [offset + i for i in val]
+        offset += size
+    return train_ids, val_ids
+
+
 def gather(episodes: list[EpisodeLike], rows: np.ndarray, seq_len: int, nominal_dt: float) -> Batch:
     """Copy the windows in `rows` into one padded batch (padding dt = nominal, mask False)."""
     first = episodes[int(rows[0, 0])].frames
@@ -134,9 +152,14 @@ def split_windows(
     val_fraction: float,
     seed: int,
     nominal_dt: float,
+    folder_sizes: Sequence[int] | None = None,
 ) -> tuple[WindowSet, WindowSet]:
-    """Training and validation windows, split by episode (see `split_episodes`)."""
-    _, val_ids = split_episodes(len(episodes), val_fraction, seed)
+    """Training and validation windows, split by episode within each data folder
+    (`split_folders`; `folder_sizes` None: all episodes come from one folder)."""
+    sizes = [len(episodes)] if folder_sizes is None else folder_sizes
+    if sum(sizes) != len(episodes):
+        raise ValueError(f"folder sizes {list(sizes)} do not add up to {len(episodes)} episodes")
+    _, val_ids = split_folders(sizes, val_fraction, seed)
     rows = make_windows([len(ep.commands) for ep in episodes], seq_len, seq_shift)
     is_val = np.isin(rows[:, 0], val_ids)
     return (
