@@ -198,11 +198,11 @@ class AutopilotWatch:
         self.mode, self.last_seen = mode, now
 
     def check(self, now: float) -> None:
-        gone = self.last_seen is not None and now - self.last_seen > self.lost_after_s
-        if self.mode is not None and gone:
+        silent = now - (self.last_seen if self.last_seen is not None else now)
+        if self.mode is not None and silent > self.lost_after_s:
             log.warning(
                 "autopilot heartbeat lost: none for %.1f s (last mode %s)",
-                now - self.last_seen,
+                silent,
                 self.mode,
             )
             self.mode = None
