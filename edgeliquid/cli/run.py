@@ -43,6 +43,10 @@ def run_command(
     record: Annotated[
         Path | None, typer.Option(help="Flight recorder: write episode files into this folder.")
     ] = None,
+    mavlink_frame: Annotated[
+        str,
+        typer.Option(help="MAVLink setpoint frame: body_ned (PX4) | body_offset_ned (ArduPilot)."),
+    ] = "body_ned",
     overwrite: Annotated[
         bool, typer.Option(help="Let a csv:PATH sink replace an existing file (never the model).")
     ] = False,
@@ -62,4 +66,14 @@ def run_command(
         except ValueError as e:
             raise EdgeLiquidError(str(e)) from None
         log_to_stderr()
-        fly(model, source, sink, config, provider, record, stop=stop, overwrite=overwrite)
+        fly(
+            model,
+            source,
+            sink,
+            config,
+            provider,
+            record,
+            stop=stop,
+            overwrite=overwrite,
+            mavlink_frame=mavlink_frame,
+        )

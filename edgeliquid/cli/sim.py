@@ -1,4 +1,5 @@
-"""`edgeliquid sim preview|bench`: what the camera sees per shift; render speed."""
+"""`edgeliquid sim preview|bench|serve`: what the camera sees per shift; render speed; the
+simulator as a vehicle (MJPEG camera + MAVLink autopilot) in its own process."""
 
 from __future__ import annotations
 
@@ -82,5 +83,70 @@ def sim_bench_command(
         write_json(json_path, result)
 
 
+@guarded
+def sim_serve_command(
+    shift: Annotated[str, typer.Option(help="Shift name(s) joined by '+'.")] = "none",
+    seed: Annotated[int, typer.Option(help="The scene: NavEnv.reset(seed=SEED).")] = 0,
+    video: Annotated[int, typer.Option(help="MJPEG port on 127.0.0.1 (0: any free).")] = 8554,
+    mavlink: Annotated[
+        str, typer.Option(help="Where setpoints arrive: a pymavlink udpin:HOST:PORT.")
+    ] = "udpin:127.0.0.1:14540",
+    out: Annotated[
+        Path | None, typer.Option(help="Flight report FLIGHT.json (and FLIGHT.png, top-down).")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Wall-clock cap on the run, seconds.")] = 60.0,
+    loss_timeout: Annotated[
+        float, typer.Option(help="COM_OF_LOSS_T: setpoint gap before the failsafe, s.")
+    ] = 1.0,
+    stall: Annotated[
+        str | None,
+        typer.Option(help="Fault: START:LENGTH s after offboard the camera sends nothing."),
+    ] = None,
+) -> None:
+    """Fly NavEnv in real time as a vehicle: camera over HTTP, PX4-style offboard over MAVLink."""
+    from edgeliquid.cli.app import config_of
+    from edgeliquid.paths import check_out_file, json_with
+    from edgeliquid.runtime import stopping
+    from edgeliquid.runtime.service import log_to_stderr
+    from edgeliquid.sim.autopilot import AutopilotConfig
+    from edgeliquid.sim.vehicle import VehicleConfig, serve
+
+    if out is not None:
+        check_out_file(out, "--out", (".json",), json_with("outcome", "track"))
+    if not mavlink.startswith("udpin:"):
+        raise EdgeLiquidError(f"--mavlink must be udpin:HOST:PORT, got {mavlink!r}")
+    config = config_of(
+        VehicleConfig,
+        shift=shift,
+        seed=seed,
+        video_port=video,
+        mavlink=mavlink,
+        duration_s=duration,
+        stall=_pair(stall),
+        autopilot=config_of(AutopilotConfig, loss_timeout_s=loss_timeout),
+    )
+    log_to_stderr()
+    with stopping.on_signals() as stop:
+        try:
+            report = serve(config, stop.event, out)
+        except ValueError as e:  # a bad shift name
+            raise EdgeLiquidError(str(e)) from None
+    typer.echo(
+        f"{report['outcome']} after {report['flight_time_s']:.1f} s"
+        + (f": wrote {out}" if out else "")
+    )
+
+
+def _pair(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    start, _, length = text.partition(":")
+    try:
+        return float(start), float(length)
+    except ValueError:
+        raise EdgeLiquidError(f"--stall must be START:LENGTH seconds, got {text!r}") from None
+
+
 sim_app.command("preview")(sim_preview_command)
 sim_app.command("bench")(sim_bench_command)
+sim_app.command("serve")(sim_serve_command)

@@ -15,7 +15,9 @@ EdgeLiquidError line.
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +25,10 @@ from typing import Any
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.sinks import CommandMessage, Sink
 
+log = logging.getLogger(__name__)
 BODY_NED = 8
+FRAMES = {"body_ned": BODY_NED, "body_offset_ned": 9}  # --mavlink-frame: PX4, ArduPilot
+HEARTBEAT_LOST_S = 3.0  # three missed 1 Hz heartbeats: the autopilot is gone
 COMPANION_COMPONENT = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
 INSTALL_EXTRA = "pip install 'edgeliquid[mavlink]'"
 
@@ -97,6 +102,9 @@ class MavlinkSink(Sink):
         self._link: Any = None  # the pymavlink connection once open
         self._started = 0.0
         self._last_heartbeat = -float("inf")
+        self.watch = AutopilotWatch()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
 
     def open(self) -> None:
         mavutil, _ = _mavlink_modules()
@@ -118,6 +126,26 @@ class MavlinkSink(Sink):
             raise EdgeLiquidError(f"cannot open MAVLink connection {self.conn!r}: {e}") from None
         self._started = self.clock()
         self._heartbeat(self._started)
+        self._stop.clear()
+        self._reader = threading.Thread(target=self._read, name="mavlink-read", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        """The autopilot's heartbeats (and their mode), read off the same link."""
+        link = self._link
+        while not self._stop.is_set() and link is not None:
+            try:
+                msg = link.recv_match(type="HEARTBEAT", blocking=True, timeout=0.2)
+            except (OSError, ValueError):  # closed under us at the end
+                return
+            if msg is not None and msg.type != self._mavutil_onboard():
+                self.watch.seen(time.monotonic(), _mode_of(msg))
+            self.watch.check(time.monotonic())
+
+    @staticmethod
+    def _mavutil_onboard() -> int:
+        _, mav = _mavlink_modules()
+        return mav.MAV_TYPE_ONBOARD_CONTROLLER
 
     def _heartbeat(self, now: float) -> None:
         _, mav = _mavlink_modules()
@@ -140,6 +168,41 @@ class MavlinkSink(Sink):
         )  # fmt: skip
 
     def close(self) -> None:
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join(timeout=1.0)
+            self._reader = None
         if self._link is not None:
             self._link.close()
             self._link = None
+
+
+def _mode_of(msg: Any) -> str:
+    mavutil, _ = _mavlink_modules()
+    return str(mavutil.mode_string_v10(msg))
+
+
+class AutopilotWatch:
+    """Logs when the autopilot's heartbeat is first seen, changes mode, or is lost."""
+
+    def __init__(self, lost_after_s: float = HEARTBEAT_LOST_S) -> None:
+        self.lost_after_s = lost_after_s
+        self.mode: str | None = None  # the mode of the last heartbeat; None: not seen / lost
+        self.last_seen: float | None = None
+
+    def seen(self, now: float, mode: str) -> None:
+        if self.mode is None:
+            log.info("autopilot heartbeat seen: mode %s", mode)
+        elif mode != self.mode:
+            log.info("autopilot mode %s -> %s", self.mode, mode)
+        self.mode, self.last_seen = mode, now
+
+    def check(self, now: float) -> None:
+        silent = now - (self.last_seen if self.last_seen is not None else now)
+        if self.mode is not None and silent > self.lost_after_s:
+            log.warning(
+                "autopilot heartbeat lost: none for %.1f s (last mode %s)",
+                silent,
+                self.mode,
+            )
+            self.mode = None

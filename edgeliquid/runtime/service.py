@@ -90,6 +90,7 @@ def fly(
     fast: bool = False,
     stop: StopRequest | None = None,
     overwrite: bool = False,
+    mavlink_frame: str = "body_ned",
 ) -> RunStats:
     """Fly `model` from `source` to `sink` until stopped; `fast` runs on virtual time.
 
@@ -109,7 +110,9 @@ def fly(
         log.info("stopped (%s) before start-up finished: nothing sent", stop.reason)
         return RunStats()
     with ExitStack() as stack:
-        out = stack.enter_context(open_sink(sink, overwrite=overwrite, protect=(model,)))
+        out = stack.enter_context(
+            open_sink(sink, overwrite=overwrite, protect=(model,), mavlink_frame=mavlink_frame)
+        )
         try:
             policy = OnnxPolicy(model, provider=provider)
             frames = stack.enter_context(_frames(source, clock, fast))

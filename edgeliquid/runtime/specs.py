@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from edgeliquid.errors import EdgeLiquidError
-from edgeliquid.runtime.mavlink import MavlinkSink
+from edgeliquid.runtime.mavlink import FRAMES, MavlinkSink
 from edgeliquid.runtime.simsource import SimSource, SimSourceConfig
 from edgeliquid.runtime.sinks import CsvSink, NullSink, Sink, StdoutSink, UdpSink
 from edgeliquid.runtime.sources import Clock, FolderSource, FrameSource, OpenCVSource
@@ -53,11 +53,12 @@ def open_sink(
     stream: TextIO | None = None,
     overwrite: bool = False,
     protect: tuple[str | Path, ...] = (),
+    mavlink_frame: str = "body_ned",
 ) -> Sink:
     """The sink for a `--sink` value: stdout, null, udp://H:P, csv:PATH, mavlink:CONN.
 
     `overwrite` lets a csv sink replace an existing file; `protect` lists files (the model)
-    it must never write.
+    it must never write. `mavlink_frame` is body_ned (PX4) or body_offset_ned (ArduPilot).
     """
     if spec == "stdout":
         return StdoutSink(stream)
@@ -68,7 +69,11 @@ def open_sink(
     if spec.startswith("csv:") and len(spec) > 4:
         return CsvSink(spec[4:], overwrite=overwrite, protect=protect)
     if spec.startswith("mavlink:") and len(spec) > 8:
-        return MavlinkSink(spec[8:])
+        if mavlink_frame not in FRAMES:
+            raise EdgeLiquidError(
+                f"--mavlink-frame must be one of {', '.join(FRAMES)}, got {mavlink_frame!r}"
+            )
+        return MavlinkSink(spec[8:], frame=FRAMES[mavlink_frame])
     raise EdgeLiquidError(
         f"no sink {spec!r}: expected stdout, udp://HOST:PORT, mavlink:CONN, csv:PATH or null"
     )
