@@ -16,7 +16,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from edgeliquid.errors import EdgeLiquidError
-from edgeliquid.runtime.daemon import HOLD, PX4_MIN_RATE_HZ, Daemon, DaemonConfig, RunStats
+from edgeliquid.runtime.daemon import HOLD, Daemon
+from edgeliquid.runtime.daemon_config import PX4_MIN_RATE_HZ, DaemonConfig, RunStats
 from edgeliquid.runtime.engine import OnnxPolicy
 from edgeliquid.runtime.notify import Notifier
 from edgeliquid.runtime.sinks import CommandMessage, Sink

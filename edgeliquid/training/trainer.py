@@ -32,13 +32,13 @@ import cv2
 import numpy as np
 import torch
 
-from edgeliquid.contract import NOMINAL_DT
-from edgeliquid.episodes import atomic_write, load_dataset, read_manifest
+from edgeliquid.episodes import atomic_write
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.host import cpu_name
 from edgeliquid.model.policy import PolicyBase
 from edgeliquid.training.augment import Augmenter
 from edgeliquid.training.config import TrainConfig
+from edgeliquid.training.data import data_dirs, load_episodes
 from edgeliquid.training.windows import (
     Tensors,
     WindowSet,
@@ -129,67 +129,6 @@ def evaluate_loss(model: PolicyBase, windows: WindowSet, batch_size: int = 32) -
         total += masked_loss(model, to_tensors(batch, model.command_mean.device)).item() * steps
         count += steps
     return total / count
-
-
-DATA_KEYS = ("seed", "shift", "dt_jitter", "action_noise", "hover_s")  # copied per folder
-POLICY_KEYS = ("policy", "policy_sha256", "beta", "beta_per")  # a DAgger folder's flyer
-
-
-def _data_dirs(data: Path | str | Sequence[Path | str]) -> list[Path]:
-    """One folder or several, as Paths; the same folder twice is refused (double weight)."""
-    dirs = [Path(data)] if isinstance(data, str | os.PathLike) else [Path(d) for d in data]
-    if not dirs:
-        raise EdgeLiquidError("no data folder given")
-    seen: dict[Path, Path] = {}
-    for d in dirs:
-        if d.resolve() in seen:
-            raise EdgeLiquidError(f"data folder {d} is given twice (as {seen[d.resolve()]} too)")
-        seen[d.resolve()] = d
-    return dirs
-
-
-def _read_manifests(dirs: list[Path]) -> list[dict[str, Any]]:
-    """Every folder's manifest, checked to agree on frame size and nominal dt."""
-    manifests = []
-    for d in dirs:
-        if not d.is_dir():
-            raise EdgeLiquidError(f"no such data folder: {d}")
-        manifests.append(read_manifest(d))
-    shapes = [(m["height"], m["width"], m.get("nominal_dt", NOMINAL_DT)) for m in manifests]
-    for d, shape in zip(dirs, shapes, strict=True):
-        if shape != shapes[0]:
-            (h0, w0, dt0), (h, w, dt) = shapes[0], shape
-            raise EdgeLiquidError(
-                f"data folders disagree: {dirs[0]} holds {h0}x{w0} frames at nominal dt {dt0} s, "
-                f"{d} {h}x{w} at {dt} s: collect every folder at one frame size and rate"
-            )
-    return manifests
-
-
-def _load_episodes(dirs: list[Path]) -> tuple[list, dict[str, Any], list[int]]:
-    """Episodes of every folder in order, a data summary for the metrics and the model card
-    (each folder's, under `folders` when there are several), and each folder's count."""
-    manifests = _read_manifests(dirs)
-    folders: list[list] = []
-    summaries: list[dict[str, Any]] = []
-    for d, manifest in zip(dirs, manifests, strict=True):
-        episodes = load_dataset(d, require_finite=True)  # one NaN label: a NaN model
-        frames = int(sum(len(ep.commands) for ep in episodes))
-        summary: dict[str, Any] = {"dir": str(d), "episodes": len(episodes), "frames": frames}
-        summary |= {k: manifest[k] for k in DATA_KEYS if k in manifest}
-        summary |= {k: manifest[k] for k in POLICY_KEYS if manifest.get(k) is not None}
-        folders.append(episodes)
-        summaries.append(summary)
-    if len(summaries) == 1:
-        data = {**summaries[0], "dirs": [summaries[0]["dir"]]}
-    else:
-        data = {
-            "dirs": [s["dir"] for s in summaries],
-            "episodes": sum(s["episodes"] for s in summaries),
-            "frames": sum(s["frames"] for s in summaries),
-            "folders": summaries,
-        }
-    return [ep for f in folders for ep in f], data, [len(f) for f in folders]
 
 
 def _init_model(config: TrainConfig, log: Log) -> PolicyBase:
@@ -421,7 +360,7 @@ def train(
     several (e.g. the expert's and DAgger rounds'); see module doc."""
     from edgeliquid.paths import check_out_dir
 
-    dirs = _data_dirs(data_dir)
+    dirs = data_dirs(data_dir)
     torch.set_num_threads(config.num_threads)
     cv2.setNumThreads(1)  # the augmenter (cv2) prepares batches on the other core, not both
     run_dir = check_out_dir(run_dir, "--out")
@@ -432,7 +371,7 @@ def train(
             Path(config.init), config.eval_episodes, config.eval_seed, 2
         )
     wall_start = time.monotonic()  # the training budget counts data loading too
-    episodes, data, sizes = _load_episodes(dirs)
+    episodes, data, sizes = load_episodes(dirs)
     run = _build_run(config, episodes, log, sizes)
     metrics: dict[str, Any] = {"train_config": _plain(config), "data": data, **_describe(run, log)}
     metrics["initial_val_loss"] = evaluate_loss(run.model, run.val_set)
