@@ -1,5 +1,6 @@
 """System faults over the two processes (`sim serve` + `run`, loopback, bounded in time)."""
 
+import contextlib
 import json
 import signal
 import socket
@@ -18,14 +19,16 @@ MODEL = ROOT / "models" / "nav_cfc.onnx"
 PERIOD = 0.1  # the daemon's 10 Hz
 
 
-def test_daemon_killed_mid_flight_vehicle_fails_safe_within_loss_timeout(tmp_path):
+@contextlib.contextmanager
+def _two_processes(tmp_path, *vehicle_args):
+    """`sim serve` (seed 9) and `run` against it over loopback; yields (vehicle, daemon, out)."""
     out = tmp_path / "f.json"
     video, mav = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     cli = [sys.executable, "-m", "edgeliquid.cli"]
     with (tmp_path / "v.log").open("w") as vlog, (tmp_path / "d.log").open("w") as dlog:
         vehicle = subprocess.Popen(
-            [*cli, "sim", "serve", "--seed", "9", "--video", str(video),
+            [*cli, "sim", "serve", "--seed", "9", "--video", str(video), *vehicle_args,
              "--mavlink", f"udpin:127.0.0.1:{mav}", "--out", str(out), "--duration", "40"],
             env=env, stdout=subprocess.DEVNULL, stderr=vlog,
         )  # fmt: skip
@@ -35,6 +38,11 @@ def test_daemon_killed_mid_flight_vehicle_fails_safe_within_loss_timeout(tmp_pat
              "--sink", f"mavlink:udpout:127.0.0.1:{mav}", "--duration", "40"],
             env=env, stdout=subprocess.DEVNULL, stderr=dlog,
         )  # fmt: skip
+        yield vehicle, daemon, out
+
+
+def test_daemon_killed_mid_flight_vehicle_fails_safe_within_loss_timeout(tmp_path):
+    with _two_processes(tmp_path) as (vehicle, daemon, out):
         time.sleep(5.0)  # seed 9 flies ~11 s: still mid-flight
         daemon.kill()  # SIGKILL: no final hold, the stream just stops
         killed = time.monotonic()
@@ -54,22 +62,7 @@ def test_daemon_killed_mid_flight_vehicle_fails_safe_within_loss_timeout(tmp_pat
 
 
 def test_video_stall_holds_within_a_period_hovers_and_resumes(tmp_path):
-    out = tmp_path / "f.json"
-    video, mav = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    cli = [sys.executable, "-m", "edgeliquid.cli"]
-    with (tmp_path / "v.log").open("w") as vlog, (tmp_path / "d.log").open("w") as dlog:
-        vehicle = subprocess.Popen(
-            [*cli, "sim", "serve", "--seed", "9", "--video", str(video), "--stall", "2:2",
-             "--mavlink", f"udpin:127.0.0.1:{mav}", "--out", str(out), "--duration", "40"],
-            env=env, stdout=subprocess.DEVNULL, stderr=vlog,
-        )  # fmt: skip
-        _wait_for_port(video, vehicle)
-        daemon = subprocess.Popen(
-            [*cli, "run", str(MODEL), "--source", f"http://127.0.0.1:{video}/video.mjpg",
-             "--sink", f"mavlink:udpout:127.0.0.1:{mav}", "--duration", "40"],
-            env=env, stdout=subprocess.DEVNULL, stderr=dlog,
-        )  # fmt: skip
+    with _two_processes(tmp_path, "--stall", "2:2") as (vehicle, daemon, out):
         try:
             vehicle.wait(timeout=45)
         finally:
