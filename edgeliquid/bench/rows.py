@@ -185,17 +185,9 @@ def torch_row(spec: dict) -> tuple[list[float], dict]:
 # -- ONNX Runtime rows --------------------------------------------------------------------------
 
 
-def onnx_row(spec: dict) -> tuple[list[float], dict]:
-    """Bare `session.run` on a step graph, or an unrolled one (per step = call time / T)."""
-    import onnxruntime as ort
-
-    from edgeliquid.runtime.engine import session_options
-
-    session = ort.InferenceSession(
-        spec["onnx"], session_options(), providers=["CPUExecutionProvider"]
-    )
+def onnx_stepper(session, frames: np.ndarray, dts: np.ndarray) -> tuple[Step, int]:
+    """(`step(i)`, steps per call): bare `session.run` with the state fed back, no checks."""
     names = {i.name: i for i in session.get_inputs()}
-    frames, dts = load_replay(spec)
     chunk = int(names["images"].shape[0]) if "images" in names else 1
     image_key = "images" if "images" in names else "image"
     state = np.zeros(names["state"].shape, np.float32)
@@ -211,6 +203,19 @@ def onnx_row(spec: dict) -> tuple[list[float], dict]:
         feed["state"] = state
         state[...] = session.run(None, feed)[1]
 
+    return step, chunk
+
+
+def onnx_row(spec: dict) -> tuple[list[float], dict]:
+    """Bare `session.run` on a step graph, or an unrolled one (per step = call time / T)."""
+    import onnxruntime as ort
+
+    from edgeliquid.runtime.engine import session_options
+
+    session = ort.InferenceSession(
+        spec["onnx"], session_options(), providers=["CPUExecutionProvider"]
+    )
+    step, chunk = onnx_stepper(session, *load_replay(spec))
     calls = max(spec["iterations"] // chunk, 20)
     samples = time_steps(step, max(spec["warmup"] // chunk, 5), calls)
     return [s / chunk for s in samples], {"steps_per_call": chunk, "calls": calls}
@@ -230,16 +235,46 @@ def engine_row(spec: dict) -> tuple[list[float], dict]:
 
 
 def daemon_row(spec: dict) -> tuple[list[float], dict]:
-    """Whole daemon ticks on a virtual clock: one sample per message, send to send.
+    """Whole daemon ticks on a virtual clock, one sample per message (send to send), measured
+    in bursts that alternate with bursts of bare `session.run` on the same session.
 
     A tick: stop checks, the newest replay frame (already rendered: no simulator time),
     checks and dt, the policy step (engine + session.run), judge and clamp, the message
     (JSON) sent as a UDP datagram to a loopback socket, stats, and pacing (no real wait).
+    The interleaved bare steps (`extra["paired_bare_p50_us"]`) see the same machine at the
+    same moments, so their ratio is free of the drift between rows run one after another.
     """
+    from edgeliquid.runtime.engine import OnnxPolicy
+
+    frames, dts = load_replay(spec)
+    policy = OnnxPolicy(spec["onnx"])
+    bare, _ = onnx_stepper(policy.session, frames, dts)
+    rounds = max(1, min(ROUNDS, spec["iterations"] // 20))
+    per_round = max(spec["iterations"] // rounds, 1)
+    ticks: list[float] = []
+    steps: list[float] = []
+    counts = {"ticks": 0, "policy_steps": 0, "holds": 0, "sink_errors": 0}
+    _daemon_burst(policy, frames, spec["warmup"], counts)  # warm-up, not counted below
+    counts = dict.fromkeys(counts, 0)
+    time_steps(bare, spec["warmup"], 1)
+    for _ in range(rounds):
+        ticks += _daemon_burst(policy, frames, per_round, counts)
+        steps += time_steps(bare, BURST_WARMUP, per_round)
+    bare_p50 = float(np.median(steps))
+    extra = counts | {"rounds": rounds, "paired_bare_p50_us": bare_p50}
+    extra["paired_ratio"] = float(np.median(ticks)) / bare_p50
+    return ticks, extra
+
+
+ROUNDS = 10  # daemon / bare bursts per row
+BURST_WARMUP = 3  # ticks (or steps) at the start of each burst, not timed
+
+
+def _daemon_burst(policy, frames: np.ndarray, count: int, counts: dict) -> list[float]:
+    """One daemon run of BURST_WARMUP + `count` timed ticks; adds its counts to `counts`."""
     import socket
 
     from edgeliquid.runtime.daemon import Daemon, DaemonConfig
-    from edgeliquid.runtime.engine import OnnxPolicy
     from edgeliquid.runtime.sinks import UdpSink
     from edgeliquid.runtime.sources import FastClock, FrameSource
 
@@ -271,18 +306,19 @@ def daemon_row(spec: dict) -> tuple[list[float], dict]:
             super().send(message)
 
     clock = FastClock()
-    ticks = spec["warmup"] + spec["iterations"] + 1
-    config = DaemonConfig(max_steps=ticks)
+    ticks = BURST_WARMUP + count + 1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:  # bound, never read
         peer.bind(("127.0.0.1", 0))
         sink = StampSink(peer.getsockname()[1])
-        with sink, ReplaySource(load_replay(spec)[0], clock) as source:
-            stats = Daemon(OnnxPolicy(spec["onnx"]), source, sink, config, clock=clock).run()
+        with sink, ReplaySource(frames, clock) as source:
+            daemon = Daemon(policy, source, sink, DaemonConfig(max_steps=ticks), clock=clock)
+            stats = daemon.run()
     stamps = np.asarray(sink.stamps[:ticks], np.float64)  # not the final shutdown hold
-    samples = (np.diff(stamps)[spec["warmup"] :] / 1e3).tolist()
-    counts = {"ticks": stats.ticks - 1, "policy_steps": stats.steps, "holds": stats.holds - 1}
-    counts["sink_errors"] = stats.sink_errors
-    return samples, counts  # ticks and holds without the final shutdown hold
+    counts["ticks"] += stats.ticks - 1  # ticks and holds without the final shutdown hold
+    counts["policy_steps"] += stats.steps
+    counts["holds"] += stats.holds - 1
+    counts["sink_errors"] += stats.sink_errors
+    return (np.diff(stamps)[BURST_WARMUP:] / 1e3).tolist()
 
 
 # -- the compute floor --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
 }
 DEFAULT_TRT_CACHE = Path.home() / ".cache" / "edgeliquid" / "trt"
+_OUTPUTS = ["command", "state_out"]
 _MAX_MODEL_BYTES = 2**31  # protobuf's limit: a bigger file needs external data, refused anyway
 
 
@@ -176,6 +177,9 @@ class OnnxPolicy:
         self.limits = np.asarray(self.metadata.command_limits, np.float32)
         self._dt = np.full((1, 1), self.metadata.nominal_dt, np.float32)
         self._state = np.zeros((1, self.metadata.state_size), np.float32)
+        self._feed: dict[str, np.ndarray] = {}  # the session's inputs, refilled every step
+        if self.metadata.dt_mode == "input":
+            self._feed["dt"] = self._dt
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -212,11 +216,11 @@ class OnnxPolicy:
 
     def step(self, frame_rgb: np.ndarray, dt: float | None = None) -> np.ndarray:
         """One control step on an RGB frame `dt` seconds after the last: float32[4] command."""
-        image = self.prepare(frame_rgb)[None]
-        feed = {"image": image, "state": self._state}
-        if self.metadata.dt_mode == "input":
+        feed = self._feed
+        feed["image"] = self.prepare(frame_rgb)[None]
+        feed["state"] = self._state
+        if "dt" in feed:
             self._dt[0, 0] = self.metadata.nominal_dt if dt is None else dt
-            feed["dt"] = self._dt
-        command, state_out = self.session.run(["command", "state_out"], feed)
-        self._state = np.asarray(state_out, np.float32).reshape(1, -1)
-        return np.asarray(command, np.float32).reshape(4).copy()
+        # float32 [1, S] and [1, 4], checked at load; ORT returns new arrays every run
+        command, self._state = self.session.run(_OUTPUTS, feed)
+        return command.reshape(4)

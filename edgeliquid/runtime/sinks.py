@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 import math
@@ -43,6 +44,12 @@ _JSON_TEMPLATE = (
     + ",".join(f'"{name}":%r' for name in COMMAND_NAMES)
     + ',"status":%s,"reason":%s,"latency_ms":%r}'
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _quoted(text: str) -> str:
+    """A JSON string literal; the few statuses and reasons repeat every tick."""
+    return json.dumps(text)
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ class CommandMessage:
         numbers = (round(self.t, 6), *self.command, self.latency_ms)
         if not all(map(math.isfinite, numbers)):  # NaN/Infinity spelled as json.dumps does
             return json.dumps(self.to_dict(), separators=(",", ":"))
-        strings = (json.dumps(self.status), json.dumps(self.reason))
+        strings = (_quoted(self.status), _quoted(self.reason))
         return _JSON_TEMPLATE % (self.seq, *numbers[:-1], *strings, numbers[-1])
 
 

@@ -73,6 +73,9 @@ def test_quick_run_rows_measure_what_they_claim(quick_run, checkpoint):
     daemon = rows["daemon"]["extra"]  # every tick stepped the policy: no holds were timed
     assert daemon["holds"] == 0 and daemon["policy_steps"] == daemon["ticks"]
     assert daemon["sink_errors"] == 0  # every message went out as a loopback datagram
+    assert daemon["rounds"] >= 1 and daemon["paired_bare_p50_us"] > 0
+    paired = daemon["paired_ratio"]
+    assert paired == pytest.approx(rows["daemon"]["p50_us"] / daemon["paired_bare_p50_us"])
     # Each row ran in its own process: ONNX rows never load torch, so their peak RSS is smaller.
     assert max(rows[k]["peak_rss_mib"] for k in ("onnx_step", "engine", "daemon")) < min(
         rows[k]["peak_rss_mib"] for k in bench.TORCH_ROWS
@@ -171,6 +174,11 @@ def test_summary_statistics_and_targets_follow_the_samples():
     assert verdicts["onnx_step_vs_floor"]["met"] is False  # p50 ≈ 100 µs is 2.5x the floor
     assert verdicts["daemon_vs_bare_onnx_step"]["value"] == pytest.approx(1.5)
     assert verdicts["daemon_vs_bare_onnx_step"]["met"] is False
+    assert verdicts["daemon_vs_bare_onnx_step"]["between_rows"] == pytest.approx(1.5)
+    rows[2]["extra"] = {"paired_ratio": 1.25}  # bare steps timed beside the ticks win
+    paired = bench.targets({"rows": rows})["daemon_vs_bare_onnx_step"]
+    assert paired["value"] == 1.25 and paired["met"] is True
+    assert paired["between_rows"] == pytest.approx(1.5)
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):
