@@ -170,9 +170,17 @@ class MavlinkLink:
             self.autopilot.tick()
             self._maybe_heartbeat()
 
+    def _has_peer(self) -> bool:
+        """A companion has spoken: pymavlink's udpin keeps its senders in `clients` (newer
+        releases) or the last one in `last_address` (older); other links always have one."""
+        link = self._link
+        if hasattr(link, "clients") and getattr(link, "udp_server", False):
+            return bool(link.clients)
+        return getattr(link, "last_address", True) is not None
+
     def _maybe_heartbeat(self) -> None:
         now = time.monotonic()
-        if now - self._last_heartbeat < 1.0 or getattr(self._link, "last_address", None) is None:
+        if now - self._last_heartbeat < 1.0 or not self._has_peer():
             return  # udpin: nowhere to send until a companion has spoken
         mav = self._mavutil.mavlink
         base = mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | mav.MAV_MODE_FLAG_SAFETY_ARMED
