@@ -1,7 +1,7 @@
 """CfC training-stall evidence: the shipped recipe over training seeds, with and without the fix.
 
     python scripts/cfc_stall.py DATA --out RUNS [--seeds 2 0 1 3 4] [--before-seeds 2]
-        [--json docs/cfc_stall.json] [--results docs/cfc_stall.md]
+        [--json docs/cfc_stall.json] [--results docs/cfc_stall.md] [--train-args "..."]
 
 Each seed is one fresh `edgeliquid train DATA --out RUNS/<norm>-s<seed> --seed S
 --conv-norm NORM --eval-episodes 100 --eval-seed 12345` (log in RUNS/<norm>-s<seed>.log):
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,9 @@ RATIO_LIMIT = 1.5  # issue 12, done-when 1
 SUCCESS_LIMIT = 0.95
 
 
-def run_seed(data: Path, runs: Path, norm: str, seed: int, episodes: int, eval_seed: int) -> Path:
+def run_seed(
+    data: Path, runs: Path, norm: str, seed: int, episodes: int, eval_seed: int, extra: list[str]
+) -> Path:
     """Train one seed unless its metrics.json exists; returns the run folder."""
     run_dir = runs / f"{norm}-s{seed}"
     if (run_dir / "metrics.json").is_file():
@@ -46,6 +49,7 @@ def run_seed(data: Path, runs: Path, norm: str, seed: int, episodes: int, eval_s
         *(sys.executable, "-m", "edgeliquid.cli", "train", str(data)),
         *("--out", str(run_dir), "--seed", str(seed), "--conv-norm", norm),
         *("--eval-episodes", str(episodes), "--eval-seed", str(eval_seed), "--overwrite"),
+        *extra,
     ]
     print(f"{run_dir.name}: {' '.join(command[1:])}", flush=True)
     with open(runs / f"{run_dir.name}.log", "w") as log:
@@ -200,7 +204,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the summary here")
     parser.add_argument("--results", type=Path, help="update the table in this Markdown page")
     parser.add_argument("--probe", type=Path, nargs="+", help="only probe these checkpoints")
+    parser.add_argument(
+        "--train-args",
+        default="",
+        help='more `edgeliquid train` options for every run, e.g. "--epochs 18 --max-minutes 15"',
+    )
     args = parser.parse_args()
+    extra = shlex.split(args.train_args)
     from edgeliquid.episodes import load_dataset
 
     torch.set_num_threads(1)
@@ -214,13 +224,17 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     plan = {"batch": args.seeds, "none": args.before_seeds}
     done = {
-        norm: [run_seed(args.data, args.out, norm, s, args.episodes, args.eval_seed) for s in seeds]
+        norm: [
+            run_seed(args.data, args.out, norm, s, args.episodes, args.eval_seed, extra)
+            for s in seeds
+        ]
         for norm, seeds in plan.items()
         if seeds
     }
     episodes = load_dataset(args.data)
     arms = judge({norm: summarise(dirs, episodes) for norm, dirs in done.items()})
-    summary = {"data": str(args.data), "eval_seed": args.eval_seed, "arms": arms}
+    summary = {"data": str(args.data), "eval_seed": args.eval_seed, "train_args": extra}
+    summary["arms"] = arms
     print(table(arms))
     for norm, arm in arms.items():
         print(

@@ -150,7 +150,10 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         episode_seed = int(self._seeded(seed).integers(2**63))
         self.scene = generate_scene(episode_seed, self.shift, self.config.scene)
         r = self.renderer
-        self.appearance = draw_appearance(episode_seed) if self.config.randomize else None
+        heading = float(self.scene.start[3])
+        self.appearance = (
+            draw_appearance(episode_seed, heading=heading) if self.config.randomize else None
+        )
         self.look = build_look(
             self.scene, self.shift, r.horizon, r.panorama_width, r.focal, self.appearance
         )

@@ -51,16 +51,22 @@ class Randomization:
     fog_distance: Range = (45.0, 250.0)  # m at which haze reaches 63% (summer 90)
     fog_mix: Range = (0.0, 1.0)  # fog colour: the palette's (0) to the horizon's (1)
     overcast: Range = (0.0, 0.7)  # sky and clouds toward grey
-    glow: Range = (0.0, 0.5)  # share of dusk's orange horizon
+    glow: Range = (0.0, 0.6)  # share of dusk's orange horizon
     sky_hue: Range = (-12.0, 12.0)  # deg, hue shift of the sky colours
     ground_hue: Range = (-15.0, 15.0)  # deg, of the three ground colours and the hills
-    ground_gain: Range = (0.85, 1.2)  # brightness of the ground colours
+    ground_gain: Range = (0.9, 1.2)  # brightness of the ground colours
     ground_saturation: Range = (0.7, 1.3)  # saturation multiplier of the ground colours
     foliage_hue: Range = (-15.0, 15.0)  # deg, of canopies
     foliage_gain: Range = (0.8, 1.2)  # brightness of canopies and trunks
     contrast: Range = (0.6, 1.5)  # spread of the ground colours around the middle one
-    veil: Range = (0.0, 0.5)  # share of glare's veil (x0.75 + 60), every frame
-    bloom: Range = (0.0, 0.6)  # share of glare's bloom around the sun when in view
+    veil: Range = (0.0, 0.7)  # share of glare's veil (x0.75 + 60), every frame
+    bloom: Range = (0.0, 0.7)  # share of glare's bloom around the sun when in view
+    # A low sun ahead: in this share of episodes the sun stands within sun_ahead_bearing rad
+    # of the start heading at an elevation in sun_ahead_elevation (flying into the evening
+    # sun); otherwise anywhere on the circle at sun_elevation.
+    sun_ahead_p: float = 0.5
+    sun_ahead_bearing: float = 0.8
+    sun_ahead_elevation: Range = (0.02, 0.3)
 
     def __post_init__(self) -> None:
         for name, (low, high, why) in LIMITS.items():
@@ -70,6 +76,17 @@ class Randomization:
                     f"randomization {name} must be (low, high) with {low} <= low <= high <= "
                     f"{high} ({why}), got {(lo, hi)}"
                 )
+        if not 0.0 <= self.sun_ahead_p <= 1.0:
+            raise ValueError(f"sun_ahead_p must be a probability, got {self.sun_ahead_p}")
+        if not 0.0 <= self.sun_ahead_bearing <= math.pi:
+            raise ValueError(
+                f"sun_ahead_bearing must be in [0, pi] rad, got {self.sun_ahead_bearing}"
+            )
+        lo, hi = self.sun_ahead_elevation
+        if not 0.0 <= lo <= hi <= LIMITS["sun_elevation"][1]:
+            raise ValueError(
+                f"sun_ahead_elevation must be (low, high) in [0, 1.4] rad, got {(lo, hi)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -103,11 +120,20 @@ class Appearance:
 RANDOMIZATION = Randomization()
 
 
-def draw_appearance(seed: int, ranges: Randomization = RANDOMIZATION) -> Appearance:
-    """The appearance of the episode with this (scene) seed: from (seed, STREAM) only."""
+def draw_appearance(
+    seed: int, ranges: Randomization = RANDOMIZATION, heading: float = 0.0
+) -> Appearance:
+    """The appearance of the episode with this (scene) seed: from (seed, STREAM) only;
+    `heading` (rad) is the start heading a sun ahead is placed around."""
     rng = np.random.default_rng([seed, STREAM])
-    sun = (float(rng.uniform(-math.pi, math.pi)), float(rng.uniform(*ranges.sun_elevation)))
-    names = [f.name for f in fields(Randomization) if f.name != "sun_elevation"]
+    ahead = rng.uniform() < ranges.sun_ahead_p
+    if ahead:
+        bearing = rng.uniform(-ranges.sun_ahead_bearing, ranges.sun_ahead_bearing)
+        azimuth = math.remainder(heading + bearing, 2 * math.pi)
+        sun = (azimuth, float(rng.uniform(*ranges.sun_ahead_elevation)))
+    else:
+        sun = (float(rng.uniform(-math.pi, math.pi)), float(rng.uniform(*ranges.sun_elevation)))
+    names = [f.name for f in fields(Appearance) if f.name != "sun"]
     return Appearance(sun=sun, **{n: float(rng.uniform(*getattr(ranges, n))) for n in names})
 
 

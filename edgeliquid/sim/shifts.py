@@ -17,9 +17,11 @@ over 2000 draws, with a margin; `Randomization` refuses ranges that reach a pres
 | preset      | defining value                                | randomised range                   |
 |-------------|-----------------------------------------------|------------------------------------|
 | dusk        | object light 0.5, ground x(0.55,0.42,0.38)    | exposure 0.65..1.4 (floor 0.6)     |
-|             | (luma 0.45), sky top (28,34,72), horizon      | ground gain 0.85..1.2, so ground   |
-|             | (235,130,70) = glow 1                         | luma >= 0.55; glow 0..0.5 (< 0.75) |
-| glare       | veil 0.75x+60 and full bloom = strength 1     | veil 0..0.5, bloom 0..0.6 (< 0.75) |
+|             | (luma 0.45), sky top (28,34,72), horizon      | ground gain 0.9..1.2, so ground    |
+|             | (235,130,70) = glow 1                         | luma >= 0.55; glow 0..0.6 (< 0.75) |
+| glare       | veil 0.75x+60 and full bloom = strength 1     | veil 0..0.7, bloom 0..0.7 (< 0.75) |
+|             | (sun +-0.5 rad of the start heading, 0.06..   | half the episodes: sun +-0.8 rad   |
+|             | 0.2 rad up: where, not what, defines it)      | ahead, 0.02..0.3 rad up            |
 | autumn      | ground hue 39, foliage 41/26 deg (summer 92,  | hue shifts -15..15 deg (max 30)    |
 |             | foliage 115/95)                               |                                    |
 | winter      | snow, ground saturation 0.05 (summer 0.58)    | ground saturation x0.7..1.3, no    |

@@ -138,6 +138,21 @@ def test_draws_cover_the_ranges(draws):
     assert low_suns > DRAWS * 0.08
 
 
+def test_half_the_suns_stand_low_ahead_of_the_start_heading():
+    heading = 2.5
+    suns = [draw_appearance(seed, heading=heading).sun for seed in range(DRAWS)]
+    ahead = [
+        (az, el)
+        for az, el in suns
+        if abs(math.remainder(az - heading, 2 * math.pi)) <= RANDOMIZATION.sun_ahead_bearing
+        and el <= RANDOMIZATION.sun_ahead_elevation[1]
+    ]
+    # the ahead half, plus the all-round half's share of that window (~0.25 x 0.33)
+    assert 0.5 < len(ahead) / DRAWS < 0.6
+    with pytest.raises(ValueError, match="sun_ahead_p"):
+        Randomization(sun_ahead_p=1.5)
+
+
 def test_ranges_that_reach_a_preset_are_refused():
     with pytest.raises(ValueError, match=r"exposure.*dusk"):
         Randomization(exposure=(0.5, 1.2))
@@ -154,7 +169,11 @@ def test_ranges_that_reach_a_preset_are_refused():
 def test_the_table_beside_the_presets_shows_the_ranges():
     doc = shifts.__doc__ or ""
     for f in fields(Randomization):
-        low, high = getattr(RANDOMIZATION, f.name)
-        assert f"{low:g}..{high:g}" in doc, f"{f.name} {low:g}..{high:g} missing in shifts.py"
+        value = getattr(RANDOMIZATION, f.name)
+        if isinstance(value, tuple):
+            low, high = value
+            assert f"{low:g}..{high:g}" in doc, f"{f.name} {low:g}..{high:g} missing in shifts.py"
+    assert f"half the episodes: sun +-{RANDOMIZATION.sun_ahead_bearing:g} rad" in doc
+    assert RANDOMIZATION.sun_ahead_p == 0.5
     assert re.search(r"glare\s*\|", doc) and re.search(r"dusk\s*\|", doc)
     assert math.isclose(sum(LUMA), 1.0)
