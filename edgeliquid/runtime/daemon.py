@@ -76,7 +76,7 @@ class Daemon:
         self.recorder = recorder
         self.stats = RunStats()
         self.limits = np.asarray(policy.limits, np.float32)
-        self._bounds = [(-high, high) for high in self.limits.tolist()]  # float32 values, exact
+        self._highs = self.limits.tolist()  # symmetric limits, float32 values, exact
         self.nominal_dt = float(policy.metadata.nominal_dt)
         self._stop = stop if stop is not None else threading.Event()
         self._guard = StepGuard(self.config.budget)
@@ -274,22 +274,24 @@ class Daemon:
         t0 = time.perf_counter()
         command = self.policy.step(image, dt)
         latency_ms = (time.perf_counter() - t0) * 1e3
-        finite = bool(np.isfinite(self.policy.state).all())
+        # one reduction: NaN or ±inf anywhere makes the sum non-finite (so would a sum past
+        # 3.4e38, which no sane state reaches: treated the same, as a broken state)
+        finite = math.isfinite(self.policy.state.sum())
         return _StepResult(command, latency_ms, state_before, finite)
 
     def _judge(self, frame, result: _StepResult, dt_clamped: bool):
         """Turn a step's raw output into (command, status, reason, latency)."""
         latency = result.latency_ms
         values = result.command.tolist()  # 4 Python floats: cheaper than numpy at this size
-        if not (all(map(math.isfinite, values)) and result.state_finite):
+        if not (math.isfinite(sum(values)) and result.state_finite):  # NaN/inf anywhere
             self._request_reset("non-finite policy output")
             return HOLD, "hold", "nonfinite", latency
         if self.clock.now() - frame.stamp > self.config.max_frame_age_s:
             return HOLD, "hold", "stale_frame", latency
-        clipped = [
-            min(max(v, low), high) for v, (low, high) in zip(values, self._bounds, strict=True)
-        ]
-        if clipped != values:
+        if any(abs(v) > high for v, high in zip(values, self._highs, strict=True)):
+            clipped = [
+                min(max(v, -high), high) for v, high in zip(values, self._highs, strict=True)
+            ]
             return np.asarray(clipped, np.float32), "degraded", "clamped", latency
         if dt_clamped:
             return result.command, "degraded", "dt_clamped", latency

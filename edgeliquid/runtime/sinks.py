@@ -71,7 +71,10 @@ class CommandMessage:
 
     @classmethod
     def make(cls, seq, t, command, status, reason="", latency_ms=0.0) -> CommandMessage:
-        values = tuple(np.asarray(command, np.float64).reshape(-1).tolist())
+        if isinstance(command, np.ndarray) and command.shape == (COMMAND_SIZE,):
+            values = tuple(command.tolist())  # float32 -> Python float is exact
+        else:
+            values = tuple(np.asarray(command, np.float64).reshape(-1).tolist())
         return cls(seq, float(t), values, status, reason, float(latency_ms))
 
     def to_dict(self) -> dict:
