@@ -42,14 +42,19 @@ ROWS = {  # key → label, in the order rows run and print
     "onnx_int8": "ORT int8 step (QDQ conv head)",
     "onnx_unrolled": "ORT fp32 unrolled, per step",
     "engine": "engine `OnnxPolicy.step`",
-    "daemon": "daemon loop (replay, UDP loopback sink)",
+    "daemon": "daemon loop (replay, null sink)",
+    "daemon_udp": "daemon loop + JSON over UDP loopback",
 }
 TORCH_ROWS = ("torch_eager", "ncps_eager", "ltc_eager")
 TABLE_HEAD = (
     "| row | p50 µs | p90 µs | p99 µs | steps/s | vs torch | vs floor | file KB | RSS MiB |\n"
     "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
 )
-GRAPH_OF = {"engine": "onnx_step", "daemon": "onnx_step"}  # rows that fly another row's file
+GRAPH_OF = {
+    "engine": "onnx_step",
+    "daemon": "onnx_step",
+    "daemon_udp": "onnx_step",
+}  # rows that fly another row's file
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -239,8 +240,10 @@ def daemon_row(spec: dict) -> tuple[list[float], dict]:
     in bursts that alternate with bursts of bare `session.run` on the same session.
 
     A tick: stop checks, the newest replay frame (already rendered: no simulator time),
-    checks and dt, the policy step (engine + session.run), judge and clamp, the message
-    (JSON) sent as a UDP datagram to a loopback socket, stats, and pacing (no real wait).
+    checks and dt, the policy step (engine + session.run), judge and clamp, the message,
+    stats, and pacing (no real wait). Row `daemon` hands the message to a null sink (the
+    daemon's own cost, the row issue 15's target is set on); row `daemon_udp` also writes it
+    as JSON and sends it as a UDP datagram to a loopback socket (what flying over UDP costs).
     The interleaved bare steps (`extra["paired_bare_p50_us"]`) see the same machine at the
     same moments, so their ratio is free of the drift between rows run one after another.
     """
@@ -254,11 +257,12 @@ def daemon_row(spec: dict) -> tuple[list[float], dict]:
     ticks: list[float] = []
     steps: list[float] = []
     counts = {"ticks": 0, "policy_steps": 0, "holds": 0, "sink_errors": 0}
-    _daemon_burst(policy, frames, spec["warmup"], counts)  # warm-up, not counted below
+    udp = spec["row"] == "daemon_udp"
+    _daemon_burst(policy, frames, spec["warmup"], counts, udp)  # warm-up, not counted below
     counts = dict.fromkeys(counts, 0)
     time_steps(bare, spec["warmup"], 1)
     for _ in range(rounds):
-        ticks += _daemon_burst(policy, frames, per_round, counts)
+        ticks += _daemon_burst(policy, frames, per_round, counts, udp)
         steps += time_steps(bare, BURST_WARMUP, per_round)
     bare_p50 = float(np.median(steps))
     extra = counts | {"rounds": rounds, "paired_bare_p50_us": bare_p50}
@@ -270,12 +274,11 @@ ROUNDS = 10  # daemon / bare bursts per row
 BURST_WARMUP = 3  # ticks (or steps) at the start of each burst, not timed
 
 
-def _daemon_burst(policy, frames: np.ndarray, count: int, counts: dict) -> list[float]:
-    """One daemon run of BURST_WARMUP + `count` timed ticks; adds its counts to `counts`."""
-    import socket
-
+def _daemon_burst(policy, frames: np.ndarray, count: int, counts: dict, udp: bool) -> list[float]:
+    """One daemon run of BURST_WARMUP + `count` timed ticks (to a null sink, or to a UDP
+    loopback socket); adds its counts to `counts`."""
     from edgeliquid.runtime.daemon import Daemon, DaemonConfig
-    from edgeliquid.runtime.sinks import UdpSink
+    from edgeliquid.runtime.sinks import NullSink, UdpSink
     from edgeliquid.runtime.sources import FastClock, FrameSource
 
     class ReplaySource(FrameSource):
@@ -296,29 +299,36 @@ def _daemon_burst(policy, frames: np.ndarray, count: int, counts: dict) -> list[
                 self._publish(self.frames[self._count % len(self.frames)])
             return super().latest()
 
-    class StampSink(UdpSink):
-        def __init__(self, port: int) -> None:
-            super().__init__("127.0.0.1", port)
-            self.stamps: list[int] = []
+    stamps: list[int] = []
 
+    class StampUdp(UdpSink):
         def send(self, message) -> None:
-            self.stamps.append(time.perf_counter_ns())
+            stamps.append(time.perf_counter_ns())
+            super().send(message)
+
+    class StampNull(NullSink):
+        def send(self, message) -> None:
+            stamps.append(time.perf_counter_ns())
             super().send(message)
 
     clock = FastClock()
     ticks = BURST_WARMUP + count + 1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:  # bound, never read
-        peer.bind(("127.0.0.1", 0))
-        sink = StampSink(peer.getsockname()[1])
+    with contextlib.ExitStack() as stack:
+        if udp:
+            peer = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            peer.bind(("127.0.0.1", 0))  # bound, never read
+            sink: NullSink | UdpSink = StampUdp("127.0.0.1", peer.getsockname()[1])
+        else:
+            sink = StampNull()
         with sink, ReplaySource(frames, clock) as source:
             daemon = Daemon(policy, source, sink, DaemonConfig(max_steps=ticks), clock=clock)
             stats = daemon.run()
-    stamps = np.asarray(sink.stamps[:ticks], np.float64)  # not the final shutdown hold
+    samples = np.asarray(stamps[:ticks], np.float64)  # not the final shutdown hold
     counts["ticks"] += stats.ticks - 1  # ticks and holds without the final shutdown hold
     counts["policy_steps"] += stats.steps
     counts["holds"] += stats.holds - 1
     counts["sink_errors"] += stats.sink_errors
-    return (np.diff(stamps)[BURST_WARMUP:] / 1e3).tolist()
+    return (np.diff(samples)[BURST_WARMUP:] / 1e3).tolist()
 
 
 # -- the compute floor --------------------------------------------------------------------------
@@ -345,6 +355,7 @@ ROWS: dict[str, Callable[[dict], tuple[list[float], dict]]] = {
     "onnx_unrolled": onnx_row,
     "engine": engine_row,
     "daemon": daemon_row,
+    "daemon_udp": daemon_row,
     "sgemm": sgemm_row,
 }
 

@@ -70,12 +70,13 @@ def test_quick_run_rows_measure_what_they_claim(quick_run, checkpoint):
     for key in ("onnx_step", "onnx_fixed", "onnx_int8", "onnx_unrolled"):
         assert rows[key]["file_bytes"] == (out / "work" / f"{key}.onnx").stat().st_size
     assert rows["onnx_unrolled"]["extra"]["steps_per_call"] == 4
-    daemon = rows["daemon"]["extra"]  # every tick stepped the policy: no holds were timed
-    assert daemon["holds"] == 0 and daemon["policy_steps"] == daemon["ticks"]
-    assert daemon["sink_errors"] == 0  # every message went out as a loopback datagram
-    assert daemon["rounds"] >= 1 and daemon["paired_bare_p50_us"] > 0
-    paired = daemon["paired_ratio"]
-    assert paired == pytest.approx(rows["daemon"]["p50_us"] / daemon["paired_bare_p50_us"])
+    for key in ("daemon", "daemon_udp"):
+        daemon = rows[key]["extra"]  # every tick stepped the policy: no holds were timed
+        assert daemon["holds"] == 0 and daemon["policy_steps"] == daemon["ticks"]
+        assert daemon["sink_errors"] == 0  # every message went out (as a loopback datagram)
+        assert daemon["rounds"] >= 1 and daemon["paired_bare_p50_us"] > 0
+        paired = daemon["paired_ratio"]
+        assert paired == pytest.approx(rows[key]["p50_us"] / daemon["paired_bare_p50_us"])
     # Each row ran in its own process: ONNX rows never load torch, so their peak RSS is smaller.
     assert max(rows[k]["peak_rss_mib"] for k in ("onnx_step", "engine", "daemon")) < min(
         rows[k]["peak_rss_mib"] for k in bench.TORCH_ROWS
@@ -115,6 +116,7 @@ def test_onnx_model_runs_torch_free_rows_and_skips_the_rest(quick_run, tmp_path)
         "onnx_step",
         "engine",
         "daemon",
+        "daemon_udp",
     }
     assert all("checkpoint" in row["reason"] for row in rows.values() if row["status"] != "ok")
     assert rows["onnx_step"]["floor_ratio"] is None and rows["onnx_step"]["samples"] == 30
