@@ -36,6 +36,14 @@ def train_command(
             show_default="batch, or --init's",
         ),
     ] = None,
+    input_norm: Annotated[
+        str | None,
+        typer.Option(
+            help="fixed | frame: pixels normalised by fixed statistics, or each frame by its "
+            "own (exposure, veil and white balance do not reach the convs).",
+            show_default="fixed, or --init's",
+        ),
+    ] = None,
     epochs: Annotated[
         int | None, typer.Option(help="Passes over the data.", show_default="14")
     ] = None,
@@ -101,6 +109,7 @@ def train_command(
         config = TrainConfig(
             arch=arch,
             conv_norm=conv_norm,
+            input_norm=input_norm,
             seed=seed,
             max_minutes=max_minutes,
             init=None if init is None else str(init),

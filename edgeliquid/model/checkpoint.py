@@ -31,7 +31,8 @@ _RESERVED = ("format", "version", "config", "state_dict")
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 # Config fields added after version-1 files were written, with the value that rebuilds such a
 # file as it was trained (a missing key must not pick up today's default).
-_BEFORE_FIELD = {"conv_norm": "none"}  # BatchNorm in the conv head came with issue 12
+# BatchNorm in the conv head and per-frame input normalisation came with issue 12
+_BEFORE_FIELD = {"conv_norm": "none", "input_norm": "fixed"}
 
 
 def _check_plain(value: Any, where: str) -> None:

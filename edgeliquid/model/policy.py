@@ -29,6 +29,8 @@ from edgeliquid.model.cfc import MODES, WiredCfCCell, as_timespan
 
 ARCHS = ("cfc", "cfc_dense", "lstm", "lstm_dt", "gru", "cnn")
 CONV_NORMS = ("batch", "none")
+INPUT_NORMS = ("fixed", "frame")
+FRAME_NORM_EPS = 1e-3  # variance floor (std 0.03 of full scale): a flat frame is not blown up
 # Bounds on what a config (or a checkpoint's config dict) may ask for: far above any edge
 # policy (the shipped one: 24 units, 20k weights), far below what exhausts a machine's memory.
 MAX_CONV_LAYERS = 8
@@ -74,6 +76,11 @@ class NavPolicyConfig:
     # 0: size the dense CfC / LSTM / GRU / CNN hidden layers to match the wired CfC policy's
     # parameter count (fair).
     rnn_hidden: int = 0
+    # How pixels are normalised in the graph. "fixed": (x/255 - image_mean) / image_std.
+    # "frame": each frame's channels to zero mean and unit variance over the frame, so a
+    # gain or an offset on the whole frame (exposure, a veil, white balance) does not reach
+    # the convs.
+    input_norm: str = "fixed"
     # Per-channel RGB statistics of natural outdoor images (ImageNet); applied in the model.
     image_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     image_std: tuple[float, ...] = (0.229, 0.224, 0.225)
@@ -106,6 +113,8 @@ class NavPolicyConfig:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.conv_norm not in CONV_NORMS:
             raise ValueError(f"conv_norm must be one of {CONV_NORMS}, got {self.conv_norm!r}")
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
         if self.cfc_mode not in MODES:
             raise ValueError(f"cfc_mode must be one of {MODES}, got {self.cfc_mode!r}")
         for name in ("image_mean", "image_std"):
@@ -195,6 +204,7 @@ class ConvHead(nn.Module):
         # From the config, not the state_dict: non-persistent.
         self.register_buffer("pixel_scale", 1.0 / (255.0 * std), persistent=False)
         self.register_buffer("pixel_shift", -mean / std, persistent=False)
+        self.frame_norm = config.input_norm == "frame"
         layers: list[nn.Module] = []
         in_channels = 3
         stack = zip(config.conv_channels, config.conv_kernels, config.conv_strides, strict=True)
@@ -212,7 +222,12 @@ class ConvHead(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.permute(0, 3, 1, 2).to(self.pixel_scale.dtype)
-        x = x * self.pixel_scale + self.pixel_shift
+        if self.frame_norm:
+            x = x * (1.0 / 255.0)
+            x = x - x.mean((2, 3), keepdim=True)
+            x = x * torch.rsqrt(x.square().mean((2, 3), keepdim=True) + FRAME_NORM_EPS)
+        else:
+            x = x * self.pixel_scale + self.pixel_shift
         x = self.convs(x).flatten(1)
         return self.dropout(torch.tanh(self.dense(x)))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgeliquid.contract import NOMINAL_DT
-from edgeliquid.model.policy import ARCHS, CONV_NORMS
+from edgeliquid.model.policy import ARCHS, CONV_NORMS, INPUT_NORMS
 from edgeliquid.training.augment import AugmentConfig
 
 MAX_SEQ_LEN = 256  # steps per window: 25.6 s at 10 Hz; memory grows with it (100000 > 24 GB)
@@ -20,6 +20,9 @@ class TrainConfig:
     # batch | none: BatchNorm in the conv head ("none": the pre-fix recipe; None: batch, or
     # the --init checkpoint's)
     conv_norm: str | None = None
+    # fixed | frame: pixel normalisation in the graph (model.NavPolicyConfig.input_norm; None:
+    # fixed, or the --init checkpoint's)
+    input_norm: str | None = None
     epochs: int = 14  # the shipped recipe (its wall time: README, Training)
     seed: int = 0  # weights, window order and augmentation
     seq_len: int = 32  # 3.2 s at 10 Hz: long enough to see a turn settle, cheap to backprop
@@ -47,6 +50,10 @@ class TrainConfig:
         if self.conv_norm is not None and self.conv_norm not in CONV_NORMS:
             raise ValueError(
                 f"conv_norm must be one of {', '.join(CONV_NORMS)}, got {self.conv_norm!r}"
+            )
+        if self.input_norm is not None and self.input_norm not in INPUT_NORMS:
+            raise ValueError(
+                f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {self.input_norm!r}"
             )
         if self.seq_len > MAX_SEQ_LEN:
             raise ValueError(

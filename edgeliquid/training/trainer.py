@@ -137,7 +137,7 @@ def _init_model(config: TrainConfig, log: Log) -> PolicyBase:
 
     assert config.init is not None  # only called with --init
     model, _ = load_checkpoint(Path(config.init))
-    for name in ("arch", "conv_norm"):
+    for name in ("arch", "conv_norm", "input_norm"):
         asked, has = getattr(config, name), getattr(model.config, name)
         if asked is not None and has != asked:
             option = "--" + name.replace("_", "-")
@@ -159,6 +159,7 @@ def _prepare_model(config: TrainConfig, height: int, width: int, log: Log) -> Po
             NavPolicyConfig(
                 arch=arch,
                 conv_norm=config.conv_norm or "batch",
+                input_norm=config.input_norm or "fixed",
                 input_height=height,
                 input_width=width,
             )

@@ -122,6 +122,31 @@ def test_masks_are_folded_into_weights(policy, graphs):
         assert not (tuple(values.shape) in masks and is_binary), f"mask left: {init.name}"
 
 
+def _moved(session: ort.InferenceSession, feed: dict, other: np.ndarray) -> float:
+    """How far the command moves when the feed's image is replaced by `other`."""
+    clean = session.run(None, feed)[0]
+    return float(np.abs(session.run(None, feed | {"image": other[None]})[0] - clean).max())
+
+
+def test_frame_normalised_head_exports_with_parity(policy):
+    """input_norm "frame": the per-frame statistics are graph ops, equal to torch's, and a
+    gain plus offset on the whole frame barely moves the command (rounding to uint8 only)."""
+    framed = NavPolicy(dataclasses.replace(TINY, input_norm="frame")).eval()
+    framed.load_state_dict(policy.state_dict())
+    session = _session(export_checkpoint(framed, {}, ExportOptions())[0])
+    fixed = _session(export_checkpoint(policy, {}, ExportOptions())[0])
+    frames, dts, state = _inputs(3, seed=2)
+    veiled = np.clip(frames.astype(np.float32) * 0.75 + 60, 0, 255).round().astype(np.uint8)
+    for frame, other, dt in zip(frames, veiled, dts, strict=True):
+        feed = {"image": frame[None], "state": state, "dt": dt[None]}
+        command, _ = session.run(None, feed)
+        with torch.no_grad():
+            ref, _ = framed.step(torch.from_numpy(frame[None]), torch.from_numpy(state), dt[0])
+        torch.testing.assert_close(torch.from_numpy(command), ref, atol=1e-5, rtol=0)
+        moves = [_moved(s, feed, other) for s in (session, fixed)]
+        assert moves[0] < 0.05 * moves[1], moves
+
+
 def test_batch_norm_is_folded_into_the_convs(graphs):
     """Conv + Relu only, the same ops as a head without BatchNorm (int8 and runtimes see one
     graph); parity with torch, running statistics included, is in the step test above."""

@@ -54,7 +54,9 @@ def test_cfc_cell_matches_ncps(mode, layers):
         flat = ours(x, h, ts_batch.squeeze(1))[0]
         torch.testing.assert_close(flat, expected, atol=1e-6, rtol=0)
         looped = _reference_per_sample(ref, x, h, ts_batch)
-        torch.testing.assert_close(flat, looped, atol=1e-6, rtol=0)
+        # one BLAS call per sample rounds differently from the batched call: 1.01e-6 seen on
+        # one CPU with 2 backbone layers, so a few float32 ulps of slack (values are O(1))
+        torch.testing.assert_close(flat, looped, atol=4e-6, rtol=0)
 
 
 def test_ts_changes_the_state():

@@ -196,3 +196,12 @@ def test_info_errors_are_one_line(args, message):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("edgeliquid: error: "), lines
     assert message in lines[0]
+
+
+def test_checkpoint_from_before_input_norm_loads_with_fixed_normalisation(tmp_path):
+    policy = build_policy(TINY)
+    ckpt = torch.load(save_checkpoint(tmp_path / "new.pt", policy), weights_only=True)
+    del ckpt["config"]["input_norm"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    loaded, _ = load_checkpoint(tmp_path / "old.pt")
+    assert loaded.config.input_norm == "fixed" and not loaded.head.frame_norm

@@ -254,6 +254,7 @@ def test_step_exports_with_tensor_state_and_dt(arch):
     [
         (dict(arch="transformer"), "arch must be one of"),
         (dict(conv_norm="layer"), "conv_norm must be one of"),
+        (dict(input_norm="imagenet"), "input_norm must be one of"),
         (dict(cfc_mode="fast"), "no_gate"),
         (dict(conv_kernels=(3,)), "same non-zero length"),
         (dict(input_height=0), "too small"),
