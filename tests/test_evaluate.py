@@ -13,8 +13,9 @@ from edgeliquid.sim import SHIFTS
 
 runner = CliRunner()
 ROW_KEYS = {
-    "shift", "episodes", "success_rate", "success_ci95", "collision_rate", "out_of_bounds_rate",
-    "timeout_rate", "mean_final_distance_m", "std_final_distance_m", "mean_time_s",
+    "task", "shift", "episodes", "success_rate", "success_ci95", "collision_rate",
+    "out_of_bounds_rate", "timeout_rate", "mean_final_distance_m", "std_final_distance_m",
+    "mean_time_s",
 }  # fmt: skip
 
 
