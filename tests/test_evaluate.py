@@ -126,6 +126,30 @@ def test_eval_cli_all_shifts_writes_the_json(tmp_path):
     assert all(name in result.output for name in SHIFTS)
 
 
+def test_eval_cli_all_tasks_one_table_and_a_task_per_row(tmp_path):
+    from edgeliquid.sim.tasks import TASKS
+
+    out = tmp_path / "eval.json"
+    args = ["eval", "expert", "--episodes", "1", "--task", "all", "--shift", "lowfps"]
+    result = runner.invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    check_schema(report, ["lowfps"] * len(TASKS), 1)
+    assert [row["task"] for row in report["results"]] == list(TASKS) == report["tasks"]
+    table = format_table(report).splitlines()
+    assert table[0].split()[:2] == ["task", "shift"] and len(table) == 1 + len(TASKS)
+    assert all(line in result.output for line in table)
+    two = runner.invoke(app, [*args[:4], "--task", "follow,chain", "--json", str(out)])
+    assert two.exit_code == 0, two.output
+    assert [r["task"] for r in json.loads(out.read_text())["results"]] == ["follow", "chain"]
+
+
+def test_eval_cli_unknown_task_is_one_line_naming_the_tasks():
+    result = runner.invoke(app, ["eval", "expert", "--episodes", "1", "--task", "hike"])
+    assert result.exit_code == 1 and result.output.count("edgeliquid: error:") == 1
+    assert "task 'hike'; choose from reach, range, follow, chain, reacquire" in result.output
+
+
 def test_eval_cli_errors_are_one_line():
     result = runner.invoke(app, ["eval", "model.txt", "--episodes", "1"])
     assert result.exit_code == 1
