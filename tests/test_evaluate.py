@@ -157,6 +157,27 @@ def test_eval_cli_errors_are_one_line():
     assert result.output.count("edgeliquid: error:") == 1
 
 
+def test_sim_preview_task_sheets_cli(tmp_path):
+    import cv2
+
+    from edgeliquid.sim.tasks import TASKS
+
+    small = ["--seeds", "1", "--height", "24", "--width", "40"]
+    result = runner.invoke(app, ["sim", "preview", "--task", "all", "-o", str(tmp_path), *small])
+    assert result.exit_code == 0, result.output
+    for name in TASKS:  # one row: six stamped frames of the flight, magnified x2
+        assert cv2.imread(str(tmp_path / f"{name}.png")).shape == (24 * 2 + 2, 120 + 6 * 82, 3)
+    one = tmp_path / "one" / "chain_winter.png"
+    args = ["sim", "preview", "--task", "chain", "--shift", "winter", "-o", str(one), *small]
+    assert runner.invoke(app, args).exit_code == 0 and one.is_file()
+    for bad, message in (
+        (["--task", "hike"], "unknown task 'hike'"),
+        (["--task", "all", "--shift", "all"], "one --shift"),
+    ):
+        out = runner.invoke(app, ["sim", "preview", *bad, "-o", str(tmp_path), *small])
+        assert out.exit_code == 1 and message in out.output
+
+
 def test_sim_preview_and_bench_cli(tmp_path):
     sheet = tmp_path / "sheet.png"
     result = runner.invoke(app, ["sim", "preview", "--shift", "winter+blur", "--seeds", "1",
