@@ -108,7 +108,7 @@ def _key_frames(times: Sequence[float], events: Sequence[tuple[float, str]], cou
     for when, what in events:
         picks.setdefault(min(bisect.bisect_left(times, when - 1e-9), last), what)
     spread = [round(i) for i in np.linspace(0, last, count)]
-    while len(picks) < min(count, last + 1):
+    while len(picks) < count and spread:
         far = max(spread, key=lambda i: min(abs(i - p) for p in picks))
         picks.setdefault(far, "")
         spread.remove(far)
