@@ -1,17 +1,17 @@
-"""Closed-loop evaluation: fly any policy in NavEnv under shifts and score it.
+"""Closed-loop evaluation: fly any policy in NavEnv on tasks under shifts and score it.
 
 A policy is a `runtime.engine.StepPolicy` (`reset()`, `step(frame, dt) -> command[4]`): a
 checkpoint as `model.TorchPolicy`, an exported file as the runtime's `OnnxPolicy`, or your own
 object; `expert` is `sim.expert.ExpertPolicy`, which reads the simulator's true state instead
 of the frame. Each episode is one `sim.rollout`. Episode i of a run flies the scene of
-`episode_seed(seed, i, "eval")`: the same scene under every shift, so results pair up across
-shifts, and not the scene `collect` records with the same seed and index. Episodes spread over
-worker processes and come back in order, so a seed gives the same table for any number of
-workers.
+`episode_seed(seed, i, "eval")` on each task (`sim.tasks`): the same scene under every shift,
+so results pair up across shifts, and not the scene `collect` records with the same seed and
+index. Episodes spread over worker processes and come back in order, so a seed gives the same
+table for any number of workers.
 
-`evaluate(...)` returns the JSON of the design:
-`{"model", "seed", "episodes", "results": [{"shift", "episodes", "success_rate",
-"success_ci95", "collision_rate", "out_of_bounds_rate", "timeout_rate",
+`evaluate(...)` returns the JSON of the design, one row per task and shift (task-major):
+`{"model", "seed", "episodes", "tasks", "results": [{"task", "shift", "episodes",
+"success_rate", "success_ci95", "collision_rate", "out_of_bounds_rate", "timeout_rate",
 "mean_final_distance_m", "std_final_distance_m", "mean_time_s"}, ...]}`.
 """
 
@@ -72,6 +72,7 @@ def input_size(policy: Any, default: tuple[int, int] = (72, 128)) -> tuple[int, 
 
 @dataclass(frozen=True)
 class EpisodeResult:
+    task: str
     shift: str
     index: int
     outcome: str
@@ -88,29 +89,34 @@ def run_episode(env: Any, policy: Any, seed: int, index: int = 0) -> EpisodeResu
     for frame in rollout(env, policy, seed):
         steps += frame.flown is not None  # the terminal frame is not flown
     info = frame.info
+    cfg = env.config
     return EpisodeResult(
-        env.config.shift, index, info["outcome"], info["distance"], info["time"], steps
+        cfg.task, cfg.shift, index, info["outcome"], info["distance"], info["time"], steps
     )
 
 
+Job = tuple[str, str, int, int]  # task, shift, seed, episode index
+
+
 class _Runner:
-    """One policy and one env per shift, reused across episodes (in a worker or here)."""
+    """One policy and one env per task and shift, reused across episodes (in a worker or here)."""
 
     def __init__(self, source: PolicySource, size: tuple[int, int] | None) -> None:
         self.policy = source() if callable(source) else load_policy(source)
         self.size = size or input_size(self.policy)
-        self.envs: dict[str, Any] = {}
+        self.envs: dict[tuple[str, str], Any] = {}
 
-    def __call__(self, job: tuple[str, int, int]) -> EpisodeResult:
+    def __call__(self, job: Job) -> EpisodeResult:
         from edgeliquid.sim import NavEnv, NavEnvConfig
         from edgeliquid.sim.env import episode_seed
 
-        shift, seed, index = job
-        if shift not in self.envs:
-            config = NavEnvConfig(height=self.size[0], width=self.size[1], shift=shift)
-            self.envs[shift] = NavEnv(config)
+        task, shift, seed, index = job
+        if (task, shift) not in self.envs:
+            height, width = self.size
+            config = NavEnvConfig(height=height, width=width, shift=shift, task=task)
+            self.envs[task, shift] = NavEnv(config)
         seed_i = episode_seed(seed, index, "eval")
-        return run_episode(self.envs[shift], self.policy, seed_i, index)
+        return run_episode(self.envs[task, shift], self.policy, seed_i, index)
 
 
 _WORKER: _Runner | None = None
@@ -130,7 +136,7 @@ def _init_worker(source: PolicySource, size: tuple[int, int]) -> None:
     _WORKER = _Runner(source, size)
 
 
-def _work(job: tuple[str, int, int]) -> EpisodeResult:
+def _work(job: Job) -> EpisodeResult:
     if _WORKER is None:
         raise RuntimeError("worker used before _init_worker")
     return _WORKER(job)
@@ -176,13 +182,14 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(centre - half, 0.0), min(centre + half, 1.0))
 
 
-def summarize(shift: str, results: Sequence[EpisodeResult]) -> dict[str, Any]:
+def summarize(shift: str, results: Sequence[EpisodeResult], task: str = "reach") -> dict[str, Any]:
     """One row of the report."""
     n = len(results)
     outcomes = [r.outcome for r in results]
     distances = np.array([r.final_distance_m for r in results])
     low, high = wilson_interval(outcomes.count("success"), n)
     return {
+        "task": task,
         "shift": shift,
         "episodes": n,
         "success_rate": outcomes.count("success") / n,
@@ -202,24 +209,26 @@ def evaluate(
     episodes: int,
     seed: int,
     shifts: Sequence[str] = ("none",),
+    tasks: Sequence[str] = ("reach",),
     workers: int = 1,
     size: tuple[int, int] | None = None,
     name: str | None = None,
     progress: Callable[[int], None] | None = None,
     keep_episodes: bool = False,
 ) -> dict[str, Any]:
-    """Fly `episodes` episodes per shift and return the report (see module doc).
+    """Fly `episodes` episodes per task and shift and return the report (see module doc).
 
     `model` is `expert`, a path, or a zero-argument factory returning a policy (it must be
     picklable when `workers` > 1). `size` overrides the frame size the policy asks for.
     """
-    _check_arguments(episodes, seed, shifts, workers)
-    jobs = [(shift, seed, i) for shift in shifts for i in range(episodes)]
-    collected: dict[str, list[EpisodeResult]] = {shift: [] for shift in shifts}
+    _check_arguments(episodes, seed, shifts, tasks, workers)
+    cells = [(task, shift) for task in tasks for shift in shifts]
+    jobs = [(task, shift, seed, i) for task, shift in cells for i in range(episodes)]
+    collected: dict[tuple[str, str], list[EpisodeResult]] = {cell: [] for cell in cells}
     with stop_on_signals(), contextlib.closing(_results(model, jobs, workers, size)) as results:
         try:
             for result in results:
-                collected[result.shift].append(result)
+                collected[result.task, result.shift].append(result)
                 if progress:
                     progress(1)
         except Stopped as e:
@@ -231,15 +240,19 @@ def evaluate(
         "model": name,
         "seed": seed,
         "episodes": episodes,
-        "results": [summarize(shift, collected[shift]) for shift in shifts],
+        "tasks": list(tasks),
+        "results": [summarize(shift, collected[task, shift], task) for task, shift in cells],
     }
     if keep_episodes:
-        report["episode_results"] = [asdict(r) for shift in shifts for r in collected[shift]]
+        report["episode_results"] = [asdict(r) for cell in cells for r in collected[cell]]
     return report
 
 
-def _check_arguments(episodes: int, seed: int, shifts: Sequence[str], workers: int) -> None:
+def _check_arguments(
+    episodes: int, seed: int, shifts: Sequence[str], tasks: Sequence[str], workers: int
+) -> None:
     from edgeliquid.sim.shifts import parse_shift
+    from edgeliquid.sim.tasks import check_task
 
     if episodes < 1 or workers < 1 or seed < 0:
         raise ValueError(
@@ -247,18 +260,23 @@ def _check_arguments(episodes: int, seed: int, shifts: Sequence[str], workers: i
         )
     for shift in shifts:
         parse_shift(shift)  # ValueError naming the valid shifts
+    for task in tasks:
+        check_task(task)  # ValueError naming the valid tasks
+    if not shifts or not tasks:
+        raise ValueError("need at least one shift and one task")
 
 
 def format_table(report: dict[str, Any]) -> str:
     """The report as a fixed-width table for the terminal."""
     lines = [
-        f"{'shift':<22}{'episodes':>9}{'success':>9}{'95% CI':>16}{'collision':>11}"
+        f"{'task':<11}{'shift':<22}{'episodes':>9}{'success':>9}{'95% CI':>16}{'collision':>11}"
         f"{'final m':>9}{'time s':>8}"
     ]
     for row in report["results"]:
         low, high = row["success_ci95"]
         lines.append(
-            f"{row['shift']:<22}{row['episodes']:>9d}{row['success_rate']:>9.3f}"
+            f"{row.get('task', 'reach'):<11}{row['shift']:<22}{row['episodes']:>9d}"
+            f"{row['success_rate']:>9.3f}"
             f"{f'[{low:.2f}, {high:.2f}]':>16}{row['collision_rate']:>11.3f}"
             f"{row['mean_final_distance_m']:>9.2f}{row['mean_time_s']:>8.1f}"
         )

@@ -11,7 +11,8 @@ docs/results.md (its marked block), docs/results.json and the README's marked Re
    seeds compared) and the lr with the lowest best validation loss; the test shifts never
    choose. Without it every arch trains at `--lr`.
 2. `--seeds` training runs per arch at its lr, same data, same TrainConfig otherwise.
-3. Each best.pt flies `--episodes` episodes per shift (`evaluate`, eval seed `--eval-seed`):
+3. Each best.pt flies `--episodes` episodes per shift (`evaluate`, eval seed `--eval-seed`)
+   on every task of `--tasks` (default reach; e.g. `--tasks reach,follow,chain` or `all`):
    episode i is the same scene for every shift and every run, so archs pair up scene by scene.
 4. Statistics: `compare_report.py` (Wilson per cell, paired bootstrap differences); pages:
    `compare_pages.py` (only the marked blocks of docs/results.md and the README).
@@ -56,6 +57,7 @@ class Sweep:
     episodes: int = 100  # per shift: a Wilson interval of about +-0.05 near 0.8 per run
     eval_seed: int = 12345  # disjoint from the data's collect seeds
     shifts: tuple[str, ...] = ()  # () = every single shift
+    tasks: tuple[str, ...] = ("reach",)  # sim.tasks flown by every run, each under every shift
     lr: float = DEFAULT_LR  # every arch's lr when there is no grid
     lr_grid: tuple[float, ...] = ()  # per-arch lr candidates, chosen on validation loss
     lr_seed: int = 100  # the grid's training seed: not one of the compared seeds
@@ -84,9 +86,12 @@ class Sweep:
 
     def shift_list(self) -> list[str]:
         from edgeliquid.sim.shifts import parse_shift, shift_names
+        from edgeliquid.sim.tasks import check_task
 
         for shift in self.shifts:
             parse_shift(shift)  # ValueError naming the valid shifts
+        for task in self.tasks:
+            check_task(task)  # ValueError naming the valid tasks
         return list(self.shifts) or shift_names()
 
     def run_dir(self, arch: str, seed: int, lr: float) -> Path:
@@ -193,14 +198,16 @@ def final_jobs(sweep: Sweep, lrs: dict[str, float]) -> list[Job]:
 
 
 def _cached_eval(path: Path, sweep: Sweep, shifts: list[str]) -> dict[str, Any] | None:
-    """eval.json if it holds per-episode outcomes of this sweep's episodes, seed and shifts."""
+    """eval.json if it holds per-episode outcomes of this sweep's episodes, seed, tasks and
+    shifts (a report from before tasks flew reach)."""
     if not path.is_file():
         return None
     report = json.loads(path.read_text())
+    cells = [(row.get("task", "reach"), row["shift"]) for row in report.get("results", [])]
     same = (
         report.get("episodes") == sweep.episodes
         and report.get("seed") == sweep.eval_seed
-        and [row["shift"] for row in report.get("results", [])] == shifts
+        and cells == [(task, shift) for task in sweep.tasks for shift in shifts]
         and "episode_results" in report
     )
     return report if same else None
@@ -222,6 +229,7 @@ def evaluate_all(sweep: Sweep, jobs: list[Job]) -> dict[tuple[str, int], dict[st
                 episodes=sweep.episodes,
                 seed=sweep.eval_seed,
                 shifts=shifts,
+                tasks=sweep.tasks,
                 workers=sweep.workers,
                 keep_episodes=True,
             )
@@ -236,6 +244,8 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def parse(argv: list[str]) -> Sweep:
+    from edgeliquid.sim.tasks import task_names
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="episodes from edgeliquid collect")
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="run folders")
@@ -245,6 +255,7 @@ def parse(argv: list[str]) -> Sweep:
     p.add_argument("--episodes", type=int, default=100, help="eval episodes per shift")
     p.add_argument("--eval-seed", type=int, default=12345, help="disjoint from data seeds")
     p.add_argument("--shifts", default="all", help="comma-separated shifts, or all")
+    p.add_argument("--tasks", default="reach", help="comma-separated tasks, or all")
     p.add_argument("--lr", type=float, default=DEFAULT_LR, help="every arch's lr (no grid)")
     p.add_argument("--lr-grid", default="", help="comma-separated lrs: per arch, lowest val loss")
     p.add_argument("--lr-seed", type=int, default=100, help="training seed of the lr grid runs")
@@ -265,6 +276,7 @@ def parse(argv: list[str]) -> Sweep:
         episodes=a.episodes,
         eval_seed=a.eval_seed,
         shifts=() if a.shifts == "all" else tuple(a.shifts.split(",")),
+        tasks=tuple(task_names(a.tasks)),
         lr=a.lr,
         lr_grid=_floats(a.lr_grid),
         lr_seed=a.lr_seed,

@@ -179,19 +179,22 @@ def lr_table(setup: dict[str, Any]) -> list[str]:
 def _facts(setup: dict[str, Any], table: dict[str, Any]) -> list[str]:
     data, seeds = setup["data"], setup["training_seeds"]
     episodes = setup["eval"]["episodes_per_shift"]
+    columns = ", ".join(table["shifts"])
+    if setup["eval"].get("tasks", ["reach"]) != ["reach"]:
+        columns += " (a shift alone is reach; `TASK` and `TASK:SHIFT` are the other tasks)"
     return [
         f"- Data: {data['episodes']} expert episodes ({data['frames']} frames) from "
         f"`{setup['collect']}`; no evaluation shift in the data.",
         f"- Training: the same recipe for every arch, {json.dumps(setup['train'])}, except the "
         f"learning rate (below); training seeds {seeds}; best checkpoint by validation loss.",
-        f"- Evaluation: `evaluate` on {', '.join(table['shifts'])}, {episodes} episodes per shift "
+        f"- Evaluation: `evaluate` on {columns}, {episodes} episodes per shift "
         f"and run, eval seed {setup['eval']['seed']}: episode i is the same scene for every "
         "shift, run and arch (scenes disjoint from the training data).",
         f"- Success cells: pooled over {len(seeds)} seeds × {episodes} episodes = "
         f"{len(seeds) * episodes} flights, 95% Wilson score interval on the pooled count (it "
         "treats the flights as independent, so the spread between training seeds is not in it; "
         "see the per-run table).",
-        f"- `mean of shifts` (every shift but `none`) and the differences: 95% percentile "
+        f"- `mean of shifts` (every reach shift but `none`) and the differences: 95% percentile "
         f"bootstrap, {setup['bootstrap']['resamples']} resamples of the scenes (shared by both "
         "archs of a pair) and of each arch's training seeds; the difference " + PAIRED + ".",
         f"- Machine: {setup['machine']}; {setup['parallel_runs']} training runs at a time.",

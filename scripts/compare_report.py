@@ -1,6 +1,8 @@
 """Statistics of `compare_archs.py`: Wilson cells, bootstrap means, paired differences.
 
-- A cell (arch × shift) is the success rate pooled over every training seed's episodes
+- A column is a shift of `reach` (its name), or a task under a shift (`follow` under none,
+  `follow:winter` otherwise: `column`); `mean of shifts` averages the reach shifts only.
+- A cell (arch × column) is the success rate pooled over every training seed's episodes
   (seeds × episodes flights) with the 95% Wilson score interval on that pooled count
   (`edgeliquid.evaluate.wilson_interval`). The pooled interval treats the flights as
   independent, so it leaves out the spread between training seeds; the per-run table shows it.
@@ -89,14 +91,30 @@ def lowest(losses: dict[str, float]) -> str:
 # -- the table -------------------------------------------------------------------------
 
 
+def column(row: dict[str, Any]) -> str:
+    """The table column of an eval row or episode: the shift on reach (and in reports from
+    before tasks), `TASK` or `TASK:SHIFT` on another task."""
+    task, shift = row.get("task", "reach"), row["shift"]
+    if task == "reach":
+        return shift
+    return task if shift == "none" else f"{task}:{shift}"
+
+
+def shifted_columns(columns: list[str]) -> list[int]:
+    """Indices of the columns `mean of shifts` averages: reach under a shift other than none."""
+    from edgeliquid.sim.tasks import TASKS
+
+    return [i for i, c in enumerate(columns) if c != "none" and c.split(":")[0] not in TASKS]
+
+
 def outcome_array(reports: list[dict[str, Any]], key: str = "success") -> np.ndarray:
-    """[seeds, shifts, episodes] of 1.0 where a run's episode ended with outcome `key`."""
-    shifts = [row["shift"] for row in reports[0]["results"]]
+    """[seeds, columns, episodes] of 1.0 where a run's episode ended with outcome `key`."""
+    columns = [column(row) for row in reports[0]["results"]]
     episodes = reports[0]["episodes"]
-    out = np.zeros((len(reports), len(shifts), episodes))
+    out = np.zeros((len(reports), len(columns), episodes))
     for s, report in enumerate(reports):
         for row in report["episode_results"]:
-            out[s, shifts.index(row["shift"]), row["index"]] = row["outcome"] == key
+            out[s, columns.index(column(row)), row["index"]] = row["outcome"] == key
     return out
 
 
@@ -108,7 +126,7 @@ def _core_summary(model_config: dict[str, Any]) -> str:
 
 def _arch_row(seeds: list[dict[str, Any]], success: np.ndarray, shifts: list[str]) -> dict:
     first = seeds[0]
-    shifted = [i for i, sh in enumerate(shifts) if sh != "none"]
+    shifted = shifted_columns(shifts)
     return {
         "param_count": first["param_count"],
         "flops_per_step": first["flops_per_step"],
@@ -133,7 +151,7 @@ def aggregate(
     reports: dict[tuple[str, int], dict[str, Any]],
 ) -> dict[str, Any]:
     """{"shifts", "archs": per-arch rows, "paired": cfc − each other arch, per shift}."""
-    shifts = [row["shift"] for row in reports[archs[0], 0]["results"]]
+    shifts = [column(row) for row in reports[archs[0], 0]["results"]]
     outcomes = {a: outcome_array([reports[a, s] for s in range(seeds)]) for a in archs}
     rows = {
         a: {
@@ -157,7 +175,7 @@ def aggregate(
 def _paired(outcomes: dict[str, np.ndarray], shifts: list[str]) -> dict[str, Any]:
     if REFERENCE not in outcomes:
         return {}
-    ref, shifted = outcomes[REFERENCE], [i for i, sh in enumerate(shifts) if sh != "none"]
+    ref, shifted = outcomes[REFERENCE], shifted_columns(shifts)
     paired = {}
     for arch, other in outcomes.items():
         if arch == REFERENCE:
@@ -189,6 +207,8 @@ def _collect_command(data_dir: Path, data: dict[str, Any]) -> str:
     for key, flag in (*flags, ("hover_s", "hover")):
         if key in value:
             parts.append(f"--{flag} {value[key]}")
+    if value.get("task", "reach") != "reach":
+        parts.append(f"--task {value['task']}")
     if value.get("randomize"):
         parts.append("--randomize")
     return " ".join(parts)
@@ -208,7 +228,11 @@ def setup(sweep: Any, command: str, metrics: dict, lrs: dict, grid: dict) -> dic
         "lr_grid": {"candidates": list(sweep.lr_grid), "seed": sweep.lr_seed, "best_val_loss": grid}
         if grid
         else None,
-        "eval": {"episodes_per_shift": sweep.episodes, "seed": sweep.eval_seed},
+        "eval": {
+            "episodes_per_shift": sweep.episodes,
+            "seed": sweep.eval_seed,
+            "tasks": list(sweep.tasks),
+        },
         "bootstrap": {"resamples": RESAMPLES, "seed": BOOT_SEED},
         "machine": first.get("machine", "not recorded"),
         "parallel_runs": sweep.jobs,

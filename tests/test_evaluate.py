@@ -13,8 +13,9 @@ from edgeliquid.sim import SHIFTS
 
 runner = CliRunner()
 ROW_KEYS = {
-    "shift", "episodes", "success_rate", "success_ci95", "collision_rate", "out_of_bounds_rate",
-    "timeout_rate", "mean_final_distance_m", "std_final_distance_m", "mean_time_s",
+    "task", "shift", "episodes", "success_rate", "success_ci95", "collision_rate",
+    "out_of_bounds_rate", "timeout_rate", "mean_final_distance_m", "std_final_distance_m",
+    "mean_time_s",
 }  # fmt: skip
 
 
@@ -125,11 +126,56 @@ def test_eval_cli_all_shifts_writes_the_json(tmp_path):
     assert all(name in result.output for name in SHIFTS)
 
 
+def test_eval_cli_all_tasks_one_table_and_a_task_per_row(tmp_path):
+    from edgeliquid.sim.tasks import TASKS
+
+    out = tmp_path / "eval.json"
+    args = ["eval", "expert", "--episodes", "1", "--task", "all", "--shift", "lowfps"]
+    result = runner.invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    check_schema(report, ["lowfps"] * len(TASKS), 1)
+    assert [row["task"] for row in report["results"]] == list(TASKS) == report["tasks"]
+    table = format_table(report).splitlines()
+    assert table[0].split()[:2] == ["task", "shift"] and len(table) == 1 + len(TASKS)
+    assert all(line in result.output for line in table)
+    two = runner.invoke(app, [*args[:4], "--task", "follow,chain", "--json", str(out)])
+    assert two.exit_code == 0, two.output
+    assert [r["task"] for r in json.loads(out.read_text())["results"]] == ["follow", "chain"]
+
+
+def test_eval_cli_unknown_task_is_one_line_naming_the_tasks():
+    result = runner.invoke(app, ["eval", "expert", "--episodes", "1", "--task", "hike"])
+    assert result.exit_code == 1 and result.output.count("edgeliquid: error:") == 1
+    assert "task 'hike'; choose from reach, range, follow, chain, reacquire" in result.output
+
+
 def test_eval_cli_errors_are_one_line():
     result = runner.invoke(app, ["eval", "model.txt", "--episodes", "1"])
     assert result.exit_code == 1
     assert result.output.strip().endswith("an .onnx file")
     assert result.output.count("edgeliquid: error:") == 1
+
+
+def test_sim_preview_task_sheets_cli(tmp_path):
+    import cv2
+
+    from edgeliquid.sim.tasks import TASKS
+
+    small = ["--seeds", "1", "--height", "24", "--width", "40"]
+    result = runner.invoke(app, ["sim", "preview", "--task", "all", "-o", str(tmp_path), *small])
+    assert result.exit_code == 0, result.output
+    for name in TASKS:  # one row: six stamped frames of the flight, magnified x2
+        assert cv2.imread(str(tmp_path / f"{name}.png")).shape == (24 * 2 + 2, 120 + 6 * 82, 3)
+    one = tmp_path / "one" / "chain_winter.png"
+    args = ["sim", "preview", "--task", "chain", "--shift", "winter", "-o", str(one), *small]
+    assert runner.invoke(app, args).exit_code == 0 and one.is_file()
+    for bad, message in (
+        (["--task", "hike"], "unknown task 'hike'"),
+        (["--task", "all", "--shift", "all"], "one --shift"),
+    ):
+        out = runner.invoke(app, ["sim", "preview", *bad, "-o", str(tmp_path), *small])
+        assert out.exit_code == 1 and message in out.output
 
 
 def test_sim_preview_and_bench_cli(tmp_path):

@@ -18,6 +18,9 @@ def collect_command(
     episodes: Annotated[int, typer.Option(help="Episodes to record.")],
     seed: Annotated[int, typer.Option(help="Episode i's scene comes from (seed, i) only.")] = 0,
     shift: Annotated[str, typer.Option(help="Shift name(s), e.g. none or winter+noise.")] = "none",
+    task: Annotated[
+        str, typer.Option(help="reach | range | follow | chain | reacquire (sim.tasks).")
+    ] = "reach",
     dt_jitter: Annotated[
         float, typer.Option(help="Frame-interval variation: dt in 0.1 s x [1-F, 1+F].")
     ] = 0.0,
@@ -53,6 +56,7 @@ def collect_command(
         episodes=episodes,
         seed=seed,
         shift=shift,
+        task=task,
         dt_jitter=dt_jitter,
         action_noise=action_noise,
         hover_s=hover,

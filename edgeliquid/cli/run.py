@@ -17,8 +17,8 @@ def run_command(
     source: Annotated[
         str,
         typer.Option(
-            help="sim[:SHIFT] | camera index | /dev/videoN | video file | image folder | "
-            "rtsp/http URL | GStreamer pipeline."
+            help="sim[:SHIFT][,task=TASK][,seed=N] | camera index | /dev/videoN | video file | "
+            "image folder | rtsp/http URL | GStreamer pipeline."
         ),
     ] = "sim",
     sink: Annotated[

@@ -1,5 +1,6 @@
-"""`edgeliquid sim preview|bench|serve`: what the camera sees per shift; render speed; the
-simulator as a vehicle (MJPEG camera + MAVLink autopilot) in its own process."""
+"""`edgeliquid sim preview|bench|serve`: what the camera sees per shift or through a task's
+flight; render speed; the simulator as a vehicle (MJPEG camera + MAVLink autopilot) in its own
+process."""
 
 from __future__ import annotations
 
@@ -16,11 +17,28 @@ sim_app = typer.Typer(help="The simulator: frames per shift, render speed.", no_
 
 @guarded
 def sim_preview_command(
-    out: Annotated[Path, typer.Option("-o", "--out", help="PNG contact sheet.")] = Path(
-        "docs/shifts.png"
-    ),
-    shift: Annotated[str, typer.Option(help="Shift name(s), or all: one row each.")] = "all",
-    seeds: Annotated[int, typer.Option(help="Scenes per row (first and mid-flight frame).")] = 3,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--out",
+            help="PNG contact sheet (docs/shifts.png); with --task all a folder for TASK.png "
+            "each (docs/tasks), with one --task its PNG (docs/tasks/TASK.png).",
+        ),
+    ] = None,
+    shift: Annotated[
+        str | None,
+        typer.Option(
+            help="Shift name(s), or all: one row each (with --task: one, none).", show_default="all"
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="A task sheet instead: reach|range|follow|chain|reacquire, or all."),
+    ] = None,
+    seeds: Annotated[
+        int, typer.Option(help="Scenes (first and mid-flight frame / task rows).")
+    ] = 3,
     height: Annotated[int, typer.Option(help="Frame height.")] = 72,
     width: Annotated[int, typer.Option(help="Frame width.")] = 128,
     scale: Annotated[int, typer.Option(help="Pixel magnification on the sheet.")] = 2,
@@ -28,13 +46,17 @@ def sim_preview_command(
         bool, typer.Option(help="Randomised light and palettes (collect --randomize), new per row.")
     ] = False,
 ) -> None:
-    """A contact sheet of what the camera sees under each shift."""
+    """A contact sheet of what the camera sees under each shift, or through a task's flight."""
     from edgeliquid.paths import check_out_file, is_png
     from edgeliquid.sim.preview import check_sheet, contact_sheet, save_rgb
     from edgeliquid.sim.shifts import parse_shift, shift_names
 
+    if task is not None:
+        _task_sheets(task, out, shift or "none", seeds, (height, width), scale, randomize)
+        return
+    out = out or Path("docs/shifts.png")
     check_out_file(out, "-o", (".png",), replaces=is_png)
-    shifts = shift_names() if shift == "all" else [shift]
+    shifts = shift_names() if shift in (None, "all") else [shift]
     try:
         for name in shifts:
             parse_shift(name)
@@ -44,6 +66,41 @@ def sim_preview_command(
         raise EdgeLiquidError(str(e)) from None
     save_rgb(out, sheet)
     typer.echo(f"wrote {out}: {len(shifts)} shifts x {seeds} scenes")
+
+
+def _task_sheets(
+    task: str,
+    out: Path | None,
+    shift: str,
+    seeds: int,
+    size: tuple[int, int],
+    scale: int,
+    randomize: bool,
+) -> None:
+    """`sim preview --task`: one sheet per task, each checked writable before any flight."""
+    from edgeliquid.paths import check_out_file, is_png
+    from edgeliquid.sim.preview import check_sheet, save_rgb, task_sheet
+    from edgeliquid.sim.shifts import parse_shift
+    from edgeliquid.sim.tasks import task_names
+
+    try:
+        tasks = task_names(task)
+        if shift == "all" or randomize:
+            raise ValueError("a task sheet takes one --shift and no --randomize")
+        parse_shift(shift)
+        check_sheet(seeds, size, scale)
+    except ValueError as e:
+        raise EdgeLiquidError(f"sim preview --task: {e}") from None
+    folder = task == "all" or "," in task
+    if folder:
+        paths = [(out or Path("docs/tasks")) / f"{name}.png" for name in tasks]
+    else:
+        paths = [out or Path("docs/tasks") / f"{task}.png"]
+    for path in paths:
+        check_out_file(path, "-o", (".png",), replaces=is_png)
+    for name, path in zip(tasks, paths, strict=True):
+        save_rgb(path, task_sheet(name, range(seeds), size, scale, shift))
+        typer.echo(f"wrote {path}: {name}, {seeds} scenes")
 
 
 @guarded

@@ -32,6 +32,7 @@ class SimSourceConfig:
     """Which simulated world to fly and how fast."""
 
     shift: str = "none"  # a NavEnv shift name, e.g. "winter" or "winter+noise"
+    task: str = "reach"  # a NavEnv task: reach, range, follow, chain, reacquire
     seed: int = 0  # the first episode's seed; each new episode adds one
     height: int | None = None  # camera size; None: the simulator's default
     width: int | None = None
@@ -50,7 +51,7 @@ def _make_env(config: SimSourceConfig):
     given = (("height", config.height), ("width", config.width))
     sizes: dict[str, Any] = {k: v for k, v in given if v}
     try:
-        return NavEnv(NavEnvConfig(shift=config.shift, **sizes))
+        return NavEnv(NavEnvConfig(shift=config.shift, task=config.task, **sizes))
     except ValueError as e:
         raise EdgeLiquidError(f"bad simulator settings: {e}") from None
 
@@ -61,7 +62,8 @@ class SimSource(FrameSource):
     def __init__(self, config: SimSourceConfig | None = None, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self.config = config or SimSourceConfig()
-        self.name = f"sim:{self.config.shift}"
+        task = "" if self.config.task == "reach" else f",task={self.config.task}"
+        self.name = f"sim:{self.config.shift}{task}"
         self.episodes = 0  # episodes started so far
         self.last_info: dict = {}
         self._env: Any = None  # the NavEnv once open

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.runtime.mavlink import FRAMES, MavlinkSink
@@ -18,12 +18,13 @@ from edgeliquid.runtime.simsource import SimSource, SimSourceConfig
 from edgeliquid.runtime.sinks import CsvSink, NullSink, Sink, StdoutSink, UdpSink
 from edgeliquid.runtime.sources import Clock, FolderSource, FrameSource, OpenCVSource
 
+SIM_SPEC = "sim[:SHIFT][,task=TASK][,seed=N]"
+
 
 def open_source(spec: str, clock: Clock | None = None, fast: bool = False) -> FrameSource:
-    """The source for a `--source` value: sim[:SHIFT], a camera index, a path, a URL, a pipeline."""
+    """The source for a `--source` value: sim[:...], a camera index, a path, a URL, a pipeline."""
     if spec == "sim" or spec.startswith("sim:"):
-        shift = spec.partition(":")[2] or "none"
-        return SimSource(SimSourceConfig(shift=shift, fast=fast), clock=clock)
+        return SimSource(sim_config(spec, fast), clock=clock)
     if spec.isdigit():
         return OpenCVSource(int(spec), clock)
     if re.match(r"^[a-z][a-z0-9+.-]*://", spec) or "!" in spec or spec.startswith("/dev/"):
@@ -37,6 +38,23 @@ def open_source(spec: str, clock: Clock | None = None, fast: bool = False) -> Fr
         f"no source {spec!r}: expected sim, a camera index, /dev/videoN, a video file, "
         "an image folder, a URL or a GStreamer pipeline"
     )
+
+
+def sim_config(spec: str, fast: bool = False) -> SimSourceConfig:
+    """`sim`, `sim:winter+noise`, `sim:task=follow`, `sim:dusk,task=chain,seed=3`: a shift
+    (names joined by '+'), then options; the simulator checks the names when it opens."""
+    fields: dict[str, Any] = {"fast": fast}
+    for item in spec.partition(":")[2].split(","):
+        key, eq, value = item.partition("=")
+        if not eq and item and "shift" not in fields:
+            fields["shift"] = item
+        elif key == "task" and value:
+            fields["task"] = value
+        elif key == "seed" and value.isdigit():
+            fields["seed"] = int(value)
+        elif item:
+            raise EdgeLiquidError(f"bad simulator source {spec!r}: expected {SIM_SPEC}")
+    return SimSourceConfig(**fields)
 
 
 def parse_udp(spec: str) -> tuple[str, int]:

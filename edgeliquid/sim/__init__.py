@@ -1,4 +1,5 @@
-"""The camera-frame simulator: NavEnv, its renderer, the privileged expert, distribution shifts.
+"""The camera-frame simulator: NavEnv, its renderer, the privileged expert, distribution shifts
+and the drone paper's tasks (reach, range, follow, chain, reacquire).
 
 numpy + OpenCV only, no torch, so the daemon's `--source sim` and the tests run anywhere.
 gymnasium is optional: with it NavEnv is a `gymnasium.Env` registered as ENV_ID; without it
@@ -14,6 +15,7 @@ from edgeliquid.sim.env import (
     gym,
 )
 from edgeliquid.sim.shifts import SHIFTS, Shift, parse_shift
+from edgeliquid.sim.tasks import TASKS
 
 ENV_ID = "edgeliquid/Nav-v0"  # gymnasium.make(ENV_ID, config=NavEnvConfig(...))
 if gym is not None and ENV_ID not in gym.registry:
@@ -24,6 +26,7 @@ __all__ = [
     "ENV_ID",
     "SHIFTS",
     "STATE_FIELDS",
+    "TASKS",
     "NavEnv",
     "NavEnvConfig",
     "Privileged",

@@ -1,5 +1,8 @@
 """NavEnv: fly a camera drone to a red-orange target (gymnasium), after the MIT drone experiments.
 
+`NavEnvConfig.task` picks one of the drone paper's tasks (`sim.tasks`: reach, range, follow,
+chain, reacquire): where the targets are, how they move, what success is; `reach` is the default.
+
 World frame NED (x north, y east, z down; altitude = -z), yaw from north, positive clockwise
 seen from above. The drone is kinematic: each velocity and the yaw rate follow their command
 with a first-order lag. One `step` is one control period: the action is held for `dt` seconds,
@@ -31,6 +34,7 @@ from edgeliquid.sim.scene import (
     tree_collision,
 )
 from edgeliquid.sim.shifts import SensorEffects, Timing, parse_shift
+from edgeliquid.sim.tasks import FACING_DEG, TASK_STREAM, check_task
 
 try:  # gymnasium is a dev extra: the runtime-only install (make demo, run --source sim) lacks it
     import gymnasium as gym
@@ -62,13 +66,14 @@ class NavEnvConfig:
     dt: float = NOMINAL_DT  # s, nominal control period (10 Hz)
     dt_jitter: float = 0.0  # training timing variation: dt in dt x [1 - j, 1 + j]
     shift: str = "none"  # a shift name or names joined by '+'
-    time_limit: float = 30.0  # s
+    task: str = "reach"  # one of sim.tasks.TASKS: reach, range, follow, chain, reacquire
+    time_limit: float = 30.0  # s, times the task's time_factor (range, chain: 1.5)
     fov_deg: float = 90.0  # horizontal field of view
     velocity_tau: float = 0.35  # s, first-order lag of the velocities
     yaw_tau: float = 0.2  # s, first-order lag of the yaw rate
     success_distance: float = 2.0  # m to the target centre
     success_speed: float = 0.5  # m/s
-    success_bearing_deg: float = 30.0  # target within this angle of the heading
+    success_bearing_deg: float = FACING_DEG  # target within this angle of the heading
     # False: arriving does not end the episode (info["arrived"] says it), so demonstrations
     # can show the stop and the hover that follow; evaluation keeps True.
     end_on_success: bool = True
@@ -91,6 +96,7 @@ class NavEnvConfig:
         if self.time_limit <= 0 or self.velocity_tau <= 0 or self.yaw_tau <= 0:
             raise ValueError("time_limit, velocity_tau and yaw_tau must be > 0")
         parse_shift(self.shift)  # ValueError naming the valid shifts
+        check_task(self.task)  # ValueError naming the valid tasks
 
 
 @dataclass(frozen=True)
@@ -115,9 +121,11 @@ class Privileged:
     """What the expert may know that the camera policy may not."""
 
     state: np.ndarray  # float64, STATE_FIELDS order
-    target: np.ndarray  # target centre (x, y, z)
+    target: np.ndarray  # the current target's centre (x, y, z)
     trees: np.ndarray  # [N, 8] in scene.TREE_FIELDS order
     dt: float  # s since the previous frame
+    target_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))  # m/s (follow)
+    task: str = "reach"
 
 
 class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
@@ -132,6 +140,9 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         self.config = config or NavEnvConfig()
         self.render_mode = render_mode
         self.shift = parse_shift(self.config.shift)
+        self.task_type = check_task(self.config.task)
+        self.time_limit = self.config.time_limit * self.task_type.time_factor
+        self.scene_config = self.task_type.scene_config(self.config.scene)
         self.timing = Timing.for_shift(self.shift, self.config.dt, self.config.dt_jitter)
         self.renderer = Renderer(self.config.height, self.config.width, self.config.fov_deg)
         size = (self.config.height, self.config.width, 3)
@@ -148,7 +159,9 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         episode_seed = int(self._seeded(seed).integers(2**63))
-        self.scene = generate_scene(episode_seed, self.shift, self.config.scene)
+        self.scene = generate_scene(episode_seed, self.shift, self.scene_config)
+        task_rng = np.random.default_rng([episode_seed, TASK_STREAM])  # never the scene's
+        self.task = self.task_type(self.scene, task_rng, self.time_limit)
         r = self.renderer
         heading = float(self.scene.start[3])
         self.appearance = (
@@ -168,7 +181,7 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         self.velocity = np.zeros(3)
         self.yaw_rate = 0.0
         self.time, self.dt, self.outcome = 0.0, self.timing.nominal_dt, None
-        self._distance = self._target_distance()
+        self._distance = self.target_distance()
         return self._observe(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -179,9 +192,10 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         self.dt = self.timing.sample(self._step_rng)
         collided = self._integrate(command, self.dt)
         self.time += self.dt
+        switched = self.task.advance(self)  # the target moves (follow), the next comes (chain)
         self.outcome = self._outcome(collided)
-        previous, self._distance = self._distance, self._target_distance()
-        reward = previous - self._distance
+        previous, self._distance = self._distance, self.target_distance()
+        reward = 10.0 if switched else previous - self._distance
         reward += {"success": 10.0, "collision": -10.0, "out_of_bounds": -10.0}.get(
             self.outcome or "", 0.0
         )
@@ -201,8 +215,15 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         return None if self._frame is None else self._frame.copy()
 
     def privileged(self) -> Privileged:
-        """The true state, target and trees (for the expert)."""
-        return Privileged(self._state(np.float64), self.scene.target, self.scene.trees, self.dt)
+        """The true state, current target (and its velocity) and trees (for the expert)."""
+        return Privileged(
+            self._state(np.float64),
+            self.scene.target,
+            self.scene.trees,
+            self.dt,
+            self.task.target_velocity.copy(),
+            self.config.task,
+        )
 
     @property
     def speed(self) -> float:
@@ -230,7 +251,7 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
     def _collides(self) -> bool:
         if -self.position[2] < DRONE_RADIUS:
             return True
-        if self._target_distance() < TARGET_RADIUS + DRONE_RADIUS:
+        if self.target_distance() < TARGET_RADIUS + DRONE_RADIUS:
             return True
         return tree_collision(self.scene.trees, self.position)
 
@@ -239,18 +260,19 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         if collided:
             return "collision"
         offset = self.position[:2] - self.scene.start[:2]
-        if np.hypot(*offset) > cfg.scene.arena_radius or -self.position[2] > CEILING:
+        if np.hypot(*offset) > self.scene_config.arena_radius or -self.position[2] > CEILING:
             return "out_of_bounds"
         if self.arrived() and cfg.end_on_success:
             return "success"
-        if self.time >= cfg.time_limit - 1e-9:
-            return "timeout"
+        if self.time >= self.time_limit - 1e-9:
+            return self.task.at_time_limit(self)
         return None
 
-    def _target_distance(self) -> float:
+    def target_distance(self) -> float:
+        """m from the drone to the current target's centre."""
         return float(np.linalg.norm(self.scene.target - self.position))
 
-    def _bearing(self) -> float:
+    def target_bearing(self) -> float:
         """Horizontal angle from the heading to the target, positive to the right."""
         dx, dy = self.scene.target[:2] - self.position[:2]
         return math.remainder(math.atan2(dy, dx) - self.yaw, 2 * math.pi)
@@ -262,23 +284,30 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         pose = np.array([*self.position, self.yaw])
         frame = self.renderer.render(pose, self.look, self.scene)
         self._frame = self.effects.apply(frame, self.yaw, self._step_rng)
+        if self.task.hidden(self.time):  # reacquire: the camera goes black
+            self._frame = np.zeros_like(self._frame)
         return self._frame
 
-    def arrived(self) -> bool:
-        """The success conditions hold now: near the target, slow, facing it."""
+    def at_target(self) -> bool:
+        """Near the current target, slow, facing it: how every task's target is reached."""
         cfg = self.config
         return (
-            self._target_distance() < cfg.success_distance
+            self.target_distance() < cfg.success_distance
             and self.speed < cfg.success_speed
-            and abs(self._bearing()) < math.radians(cfg.success_bearing_deg)
+            and abs(self.target_bearing()) < math.radians(cfg.success_bearing_deg)
         )
+
+    def arrived(self) -> bool:
+        """The task's success holds now (reach: `at_target`; chain: at the last target;
+        reacquire: after the blackout; follow: never, it is judged at the time limit)."""
+        return self.task.arrived(self)
 
     def _info(self) -> dict[str, Any]:
         return {
             "dt": self.dt,
             "time": self.time,
             "distance": self._distance,
-            "bearing": self._bearing(),
+            "bearing": self.target_bearing(),
             "state": self._state(),
             "outcome": self.outcome,
             "arrived": self.arrived(),

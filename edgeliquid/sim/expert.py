@@ -5,6 +5,9 @@ It turns toward the target, approaches along a braking profile (cruise, then dec
 slides around trees in its way and limits how fast each command changes, so its commands look
 like a pilot's: smooth, bounded, and zero when it has arrived. The commands are body FRD
 (forward, right, down m/s, yaw_rate rad/s), what a camera policy must learn to output.
+Every task (`sim.tasks`) flies to the current target this way, except `follow`: there it
+heads for the point `follow_distance` behind the walking target (swinging round it when the
+target turns toward the drone), adds the target's velocity and keeps facing it.
 `ExpertPolicy` is the expert as a `sim.rollout` policy (privileged: it reads the env).
 """
 
@@ -18,6 +21,7 @@ import numpy as np
 from edgeliquid.sim.env import COMMAND_LIMITS, NavEnv, Privileged
 from edgeliquid.sim.scene import DRONE_RADIUS
 
+FOLLOW_SWING = 0.6  # rad: how far round a walking target the follow goal moves at a time
 _FAN = np.linspace(-math.pi / 2, math.pi / 2, 37)  # candidate headings around the target's
 
 
@@ -35,9 +39,11 @@ class ExpertConfig:
     lookahead: float = 10.0  # m: trees farther along a heading do not count
     accel_limit: float = 1.5  # m/s² on the commanded velocities
     yaw_accel_limit: float = 2.0  # rad/s² on the commanded yaw rate
+    follow_distance: float = 3.5  # m kept from a walking target: the middle of follow's band
 
     def __post_init__(self) -> None:
-        for name in ("cruise_speed", "braking", "stop_distance", "approach_gain", "yaw_gain"):
+        names = ("cruise_speed", "braking", "stop_distance", "approach_gain", "yaw_gain")
+        for name in (*names, "follow_distance"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not self.stop_distance < 2.0:
@@ -72,13 +78,21 @@ class Expert:
         offset = view.target - position
         horizontal = math.hypot(offset[0], offset[1])
         bearing = math.remainder(math.atan2(offset[1], offset[0]) - yaw, 2 * math.pi)
-        speed = self._approach_speed(horizontal - cfg.stop_distance)
+        follow = view.task == "follow"
+        if follow:  # to the point behind the walking target, moving with it
+            goal = self._follow_goal(view) - position[:2]
+            to_go = math.hypot(goal[0], goal[1])
+            speed, direction = self._approach_speed(to_go), goal / max(to_go, 1e-6)
+        else:
+            speed = self._approach_speed(horizontal - cfg.stop_distance)
+            direction = offset[:2] / max(horizontal, 1e-6)
         speed *= max(math.cos(bearing), 0.0) ** 2  # face the target before flying at it
-        direction = offset[:2] / max(horizontal, 1e-6)
         if speed > 0:
             direction, free = self._steer(view.trees, position, direction, horizontal)
             speed = min(speed, math.sqrt(2 * cfg.braking * max(free - 0.3, 0.0)) + 0.2)
         velocity = speed * direction
+        if follow:
+            velocity = velocity + view.target_velocity[:2]
         norm = float(np.linalg.norm(velocity))
         if norm > cfg.cruise_speed:
             velocity *= cfg.cruise_speed / norm
@@ -87,6 +101,21 @@ class Expert:
         right = velocity[1] * c - velocity[0] * s
         down = cfg.climb_gain * float(offset[2])
         return np.array([forward, right, down, cfg.yaw_gain * bearing])
+
+    def _follow_goal(self, view: Privileged) -> np.ndarray:
+        """Where to be now (x, y): `follow_distance` from the target, on the way round it
+        to the point behind it (at most `FOLLOW_SWING` rad of the circle at a time, so the
+        drone circles a target that turns toward it instead of flying through it)."""
+        target, velocity = view.target[:2], view.target_velocity[:2]
+        away = view.state[:2] - target
+        now = math.atan2(away[1], away[0])
+        if float(np.hypot(*velocity)) < 0.05:
+            angle = now
+        else:
+            behind = math.atan2(-velocity[1], -velocity[0])
+            swing = math.remainder(behind - now, 2 * math.pi)
+            angle = now + float(np.clip(swing, -FOLLOW_SWING, FOLLOW_SWING))
+        return target + self.config.follow_distance * np.array([math.cos(angle), math.sin(angle)])
 
     def _approach_speed(self, to_go: float) -> float:
         """Cruise, then brake to stop at the stop distance; back off if too close."""

@@ -1,13 +1,18 @@
-"""`edgeliquid sim preview` and `sim bench`: a contact sheet of the shifts, and render speed.
+"""`edgeliquid sim preview` and `sim bench`: contact sheets of the shifts and of the tasks, and
+render speed.
 
-The contact sheet has one row per shift and, per scene seed, the first frame and a frame from
-mid-flight (the expert flying). The benchmark renders the poses of expert flights on one core
+The shift sheet has one row per shift and, per scene seed, the first frame and a frame from
+mid-flight (the expert flying). A task sheet (`task_sheet`) has one row per scene: frames of
+the expert's whole flight on that task, the first and the last, the frame of each task event
+(a chain target reached, the blackout and its end) and evenly spaced ones between, each
+stamped with its time. The benchmark renders the poses of expert flights on one core
 (OpenCV single-threaded and, where the OS allows, the process pinned to one CPU) and also
 times whole `env.step` calls (dynamics, rendering and the shift's sensor effects).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import time
@@ -23,6 +28,7 @@ from edgeliquid.sim.shifts import parse_shift
 
 LABEL_WIDTH = 120  # px of the row labels on the sheet
 MID_FLIGHT_S = 4.0
+TASK_COLUMNS = 6  # frames per scene on a task sheet
 
 
 def _timing_note(shift_name: str) -> str:
@@ -70,14 +76,68 @@ def contact_sheet(
     for row, shift in enumerate(shifts):
         row_seeds = [s + row * len(seeds) for s in seeds] if randomize else seeds
         frames = [f for seed in row_seeds for f in _frames(shift, seed, size, randomize)]
-        strip = np.concatenate([np.pad(f, ((1, 1), (1, 1), (0, 0))) for f in frames], axis=1)
-        strip = cv2.resize(strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-        label = np.full((strip.shape[0], LABEL_WIDTH, 3), 30, np.uint8)
         notes = (shift, _timing_note(shift), *(["randomized"] if randomize else []))
-        for line, text in enumerate(notes):
-            org = (6, 22 + 20 * line)
-            cv2.putText(label, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1)
-        rows.append(np.concatenate([label, strip], axis=1))
+        rows.append(_row(frames, scale, notes))
+    return np.concatenate(rows, axis=0)
+
+
+def _row(frames: Sequence[np.ndarray], scale: int, notes: Sequence[str]) -> np.ndarray:
+    """Frames side by side (1 px apart), magnified, after a label with `notes`, a line each."""
+    strip = np.concatenate([np.pad(f, ((1, 1), (1, 1), (0, 0))) for f in frames], axis=1)
+    strip = cv2.resize(strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    label = np.full((strip.shape[0], LABEL_WIDTH, 3), 30, np.uint8)
+    for line, text in enumerate(notes):
+        org = (6, 22 + 20 * line)
+        cv2.putText(label, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1)
+    return np.concatenate([label, strip], axis=1)
+
+
+def _stamp(frame: np.ndarray, scale: int, text: str) -> np.ndarray:
+    """`frame` magnified, with `text` in its top-left corner (white on a dark outline)."""
+    big = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(big, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, thickness)
+    return big
+
+
+def _key_frames(times: Sequence[float], events: Sequence[tuple[float, str]], count: int) -> dict:
+    """{frame index: note} of `count` frames: the first, the last, the first at or after each
+    event, then the evenly spaced ones farthest from those already picked."""
+    last = len(times) - 1
+    picks = {0: "start", last: "end"}
+    for when, what in events:
+        picks.setdefault(min(bisect.bisect_left(times, when - 1e-9), last), what)
+    spread = [round(i) for i in np.linspace(0, last, count)]
+    while len(picks) < count and spread:
+        far = max(spread, key=lambda i: min(abs(i - p) for p in picks))
+        picks.setdefault(far, "")
+        spread.remove(far)
+    return dict(sorted(picks.items()))
+
+
+def task_sheet(
+    task: str,
+    seeds: Sequence[int],
+    size: tuple[int, int] = (72, 128),
+    scale: int = 2,
+    shift: str = "none",
+) -> np.ndarray:
+    """An RGB image: per scene seed, a labelled row of TASK_COLUMNS frames of the expert
+    flying `task` under `shift` (see the module doc)."""
+    check_sheet(len(seeds), size, scale)
+    env = NavEnv(NavEnvConfig(height=size[0], width=size[1], shift=shift, task=task))
+    rows = []
+    for seed in seeds:
+        scene = episode_seed(seed, 0, "eval")
+        times = [f.info["time"] for f in rollout(env, ExpertPolicy(), scene)]
+        picks = _key_frames(times, env.task.events, TASK_COLUMNS)
+        stamped = []  # flown again (it is deterministic), keeping only the picked frames
+        for i, frame in enumerate(rollout(env, ExpertPolicy(), scene)):
+            if i in picks:
+                text = f"{times[i]:.1f} s {picks[i]}".strip()
+                stamped.append(_stamp(frame.obs, scale, text))
+        notes = (task, f"scene {seed}", str(frame.info["outcome"]))
+        rows.append(_row(stamped, 1, notes))
     return np.concatenate(rows, axis=0)
 
 

@@ -46,7 +46,7 @@ class Scene:
     """Everything placed in one episode (arrays are float64, one row per object)."""
 
     start: np.ndarray  # (x, y, z, yaw)
-    target: np.ndarray  # centre (x, y, z) of the target sphere
+    target: np.ndarray  # centre (x, y, z) of the (current: sim.tasks) target sphere
     trees: np.ndarray  # [N, 8] in TREE_FIELDS order; kind 0 broadleaf, 1 conifer
     distractors: np.ndarray  # [M, 5]: x, y, size, kind (0 cone, 1 ball), hue (0..1)
     occluders: np.ndarray  # [K, 5] in image fractions: cx, cy, ax, ay, angle_deg

@@ -208,7 +208,7 @@ class Vehicle:
             "started_t": round(self.started, 4),
             "offboard_t": round(self.offboard_at, 4) if self.offboard_at else None,
             "flight_time_s": round(float(self.env.time), 3),
-            "final_distance_m": round(float(self.env._target_distance()), 3),
+            "final_distance_m": round(float(self.env.target_distance()), 3),
             "mode": ap.mode,
             "events": [asdict(e) for e in ap.events],
             "setpoints": ap.counts,

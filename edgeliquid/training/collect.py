@@ -35,6 +35,7 @@ from edgeliquid.paths import check_out_dir
 from edgeliquid.pool import Stopped, stop_on_signals
 
 STATE_EXTRA = ("distance", "bearing")  # appended to sim.STATE_FIELDS in Episode.states
+LEGACY = {"task": "reach"}  # settings a manifest written before they existed stands for
 NOISE_FADE_M = 8.0  # m: nearer the target the noise shrinks linearly, down to 20%
 BETA_PER = ("step", "episode")  # what one expert-or-policy draw covers
 
@@ -46,6 +47,7 @@ class CollectConfig:
     episodes: int
     seed: int = 0
     shift: str = "none"
+    task: str = "reach"  # sim.tasks: reach, range, follow, chain, reacquire
     dt_jitter: float = 0.0  # training timing variation (see NavEnvConfig.dt_jitter)
     action_noise: float = 0.15  # OU noise std on the executed command, fraction of each limit
     noise_tau: float = 1.0  # s, correlation time of that noise
@@ -87,6 +89,7 @@ class CollectConfig:
             height=self.height,
             width=self.width,
             shift=self.shift,
+            task=self.task,
             dt_jitter=self.dt_jitter,
             end_on_success=self.hover_s == 0,
             randomize=self.randomize,
@@ -99,6 +102,7 @@ class CollectConfig:
             "width": self.width,
             "nominal_dt": self.env_config().dt,
             "shift": self.shift,
+            "task": self.task,
             "seed": self.seed,
             "dt_jitter": self.dt_jitter,
             "action_noise": self.action_noise,
@@ -207,6 +211,7 @@ def record_episode(config: CollectConfig, index: int, learner: Any = None) -> ep
         "index": index,
         "episode_seed": seed,
         "shift": config.shift,
+        "task": config.task,
         "outcome": info["outcome"],
         "time_s": info["time"],
         "final_distance_m": info["distance"],
@@ -229,6 +234,9 @@ def _fly(env: Any, pilot: Pilot, noise: OrnsteinUhlenbeck, seed: int, hover_s: f
     """(frame, clean command, dt, state) per step, the last frame included, and final info.
 
     The flight ends at an outcome, or `hover_s` after the drone first arrived (a success).
+    Arrived is the task's success (`sim.tasks`): on chain only at the last target, so the
+    stops at the first two are recorded as flown; on follow never, so a follow flight records
+    all its 30 s and ends with the env's verdict on the time in the band.
     """
     from edgeliquid.sim.rollout import rollout
 
@@ -304,9 +312,10 @@ def check_out(out: str | Path, config: CollectConfig) -> Path:
     settings = config.settings()
     if (out / episodes.MANIFEST).exists():
         manifest = episodes.read_manifest(out)
-        changed = [k for k, v in settings.items() if manifest.get(k) != v]
+        recorded = {k: manifest.get(k, LEGACY.get(k)) for k in settings}
+        changed = [k for k, v in settings.items() if recorded[k] != v]
         if changed:
-            diffs = ", ".join(f"{k} {manifest.get(k)!r} vs {settings[k]!r}" for k in changed)
+            diffs = ", ".join(f"{k} {recorded[k]!r} vs {settings[k]!r}" for k in changed)
             raise EdgeLiquidError(
                 f"{out} holds a collect with other settings ({diffs}): "
                 "use another --out or the same settings"

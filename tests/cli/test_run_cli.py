@@ -53,6 +53,18 @@ def test_run_delivers_commands_over_udp_from_the_sim(model):
     assert "stopped:" in err.decode() and "p99" in err.decode()
 
 
+def test_run_flies_a_task_in_the_sim_and_refuses_a_bad_sim_spec(model):
+    proc = edgeliquid("run", model, "--source", "sim:dusk,task=follow", "--duration", 1.5)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    sent = [json.loads(line) for line in out.decode().splitlines()]
+    assert sum(m["status"] == "ok" for m in sent) >= 5
+    bad = edgeliquid("run", model, "--source", "sim:task=hike", "--duration", 1)
+    out, err = bad.communicate(timeout=60)
+    lines = err.decode().strip().splitlines()
+    assert bad.returncode == 1 and len(lines) == 1 and "unknown task 'hike'" in lines[0]
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

@@ -198,6 +198,31 @@ def test_sim_starts_a_new_episode_when_one_ends():
     assert source.episodes == 2
 
 
+def test_sim_source_spec_takes_a_shift_a_task_and_a_seed():
+    from edgeliquid.runtime.specs import sim_config
+
+    assert sim_config("sim") == sim.SimSourceConfig()
+    assert sim_config("sim:winter+noise").shift == "winter+noise"
+    assert sim_config("sim:task=follow") == sim.SimSourceConfig(task="follow")
+    both = sim_config("sim:dusk,task=chain,seed=3", fast=True)
+    assert both == sim.SimSourceConfig(shift="dusk", task="chain", seed=3, fast=True)
+    for bad in ("sim:dusk,winter", "sim:task=", "sim:seed=-1", "sim:rate=5"):
+        with pytest.raises(EdgeLiquidError, match=r"expected sim\[:SHIFT\]\[,task=TASK\]"):
+            sim_config(bad)
+    with pytest.raises(EdgeLiquidError, match="unknown task 'hike'"), open_source("sim:task=hike"):
+        pass
+
+
+def test_sim_source_flies_the_task():
+    with open_source("sim:task=follow", clock=FastClock(), fast=True) as source:
+        assert source.name == "sim:none,task=follow"
+        start = source._env.scene.target.copy()
+        for _ in range(30):
+            source.command(np.zeros(4, np.float32))
+            source.latest()
+        assert np.hypot(*(source._env.scene.target - start)[:2]) > 0.5  # it walked away
+
+
 def test_bad_sim_shift_is_a_clear_error():
     with pytest.raises(EdgeLiquidError, match="bad simulator settings"), open_source("sim:nope"):
         pass

@@ -108,3 +108,28 @@ def test_tiny_sweep_end_to_end(tiny_data, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.json")}
     compare_archs.main(argv)  # resumed: nothing retrained
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.json")}
+    compare_archs.main([*argv, "--tasks", "reach,reacquire"])  # the same runs, flown on both
+    assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.json")}
+    result = json.loads((tmp_path / "docs" / "results.json").read_text())
+    assert result["shifts"] == ["none", "lowfps", "reacquire", "reacquire:lowfps"]
+    assert result["setup"]["eval"]["tasks"] == ["reach", "reacquire"]
+    cfc = result["archs"]["cfc"]
+    assert cfc["mean_over_shifts"]["rate"] == cfc["success"]["lowfps"]["rate"]  # reach only
+    assert set(result["paired"]["cnn"]) == {*result["shifts"], "mean of shifts"}
+    evals = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/eval.json")]
+    assert all(r["tasks"] == ["reach", "reacquire"] for r in evals) and len(evals) == 2
+    assert "`TASK:SHIFT` are the other tasks" in (tmp_path / "docs" / "results.md").read_text()
+
+
+def test_columns_name_the_task_and_only_reach_shifts_are_averaged():
+    rows = [
+        {"shift": "none"},  # a report from before tasks
+        {"task": "reach", "shift": "winter"},
+        {"task": "chain", "shift": "none"},
+        {"task": "follow", "shift": "dusk"},
+    ]
+    columns = [compare_report.column(row) for row in rows]
+    assert columns == ["none", "winter", "chain", "follow:dusk"]
+    assert compare_report.shifted_columns(columns) == [1]
+    with pytest.raises(SystemExit, match="unknown task 'hike'"):
+        compare_archs.main(["--data", "x", "--tasks", "reach,hike"])

@@ -168,7 +168,7 @@ def test_flying_into_the_target_is_a_collision():
     while outcome is None:
         outcome = env.step(np.array([3.0, 0, 0, 0], np.float32))[4]["outcome"]
     assert outcome == "collision"
-    assert env._target_distance() < TARGET_RADIUS + DRONE_RADIUS + 0.1
+    assert env.target_distance() < TARGET_RADIUS + DRONE_RADIUS + 0.1
 
 
 def test_descending_hits_the_ground_on_time():
