@@ -144,8 +144,8 @@ class Daemon:
         while not self._guard.hand_back():
             if self._should_stop():
                 return False
-            verdict = self._tick()
-            assert verdict is not None  # no step starts while one is in flight
+            verdict = self._tick(may_step=False)  # the step may return just now: not ours
+            assert verdict is not None  # the guard never steps, so it always has a verdict
             self._cycle(verdict)
         return True
 
@@ -206,8 +206,10 @@ class Daemon:
 
     # -- one tick ---------------------------------------------------------------------------
 
-    def _tick(self) -> tuple[np.ndarray, str, str, float] | None:
-        """(command, status, reason, latency_ms) for this tick; None if the guard sent it."""
+    def _tick(self, may_step: bool = True) -> tuple[np.ndarray, str, str, float] | None:
+        """(command, status, reason, latency_ms) for this tick; None if the guard sent it.
+        The guard ticks with `may_step=False`: a new frame then gets the overrun hold, never
+        a step on the guard's thread (the covered step can return between its checks)."""
         now = self.clock.now()
         frame = self.source.latest()
         fault = self._frame_fault(frame, now)
@@ -215,7 +217,7 @@ class Daemon:
             return HOLD, "hold", fault, 0.0
         if frame.index == self._last_index:
             return self._last
-        if self._guard.busy:
+        if not may_step or self._guard.busy:
             return self._overrun("previous step still running")
         verdict = self._step(frame)
         if verdict is not None:

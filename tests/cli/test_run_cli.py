@@ -127,8 +127,10 @@ def test_soak_20000_steps_keeps_memory_flat(model):
         growth_mb = (_rss_kib() - before) / 1024
     print(f"soak: {stats.ticks} ticks, {source.episodes} episodes, RSS growth {growth_mb:.2f} MB")
     # A memory test, not a timing one: on a loaded machine a step may miss its wall-clock
-    # budget now and then (an "overrun" hold); any other hold reason is a failure.
-    assert set(stats.reasons) <= {"overrun", "shutdown"}, stats.reasons
+    # budget now and then (an "overrun" hold, after which the next frame's dt, some virtual
+    # periods later, is clamped); any other reason is a failure.
+    after_overrun = {"dt_clamped"} if stats.reasons["overrun"] else set()
+    assert set(stats.reasons) <= {"overrun", "shutdown"} | after_overrun, stats.reasons
     assert stats.reasons["shutdown"] == 1 and stats.steps >= 19_800
     assert growth_mb < 5.0
     assert np.isfinite(sink.last.command).all()

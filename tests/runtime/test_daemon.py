@@ -372,3 +372,17 @@ def test_a_step_that_never_returns_cannot_silence_the_stream_or_block_stop(model
     gaps = np.diff([m.t for m in msgs[:-1]])
     assert gaps.max() < 0.05 + 0.03  # one message per 50 ms period, hung step or not
     assert 0.05 + 0.02 - 0.01 < msgs[3].t - msgs[2].t < 0.05 + 0.02 + 0.02  # at its budget
+
+
+def test_the_guard_never_steps_a_new_frame_itself(models):
+    """While the guard covers an overrun it ticks with may_step=False: a new frame gets the
+    overrun hold even when the covered step returned a moment ago (busy already False), so
+    the guard's thread never runs a step its own bookkeeping would then drop."""
+    clock = FastClock()
+    policy = Spy(OnnxPolicy(models["plain"]))
+    with ScriptedSource(clock) as source:
+        daemon = Daemon(policy, source, ListSink(), DaemonConfig(), clock=clock)
+        assert not daemon._guard.busy
+        assert daemon._tick(may_step=False)[1:3] == ("hold", "overrun")
+        assert policy.count == 0
+        assert daemon._tick()[1] == "ok" and policy.count == 1  # the loop's own tick steps
