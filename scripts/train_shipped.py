@@ -9,8 +9,11 @@ ones a user would type:
    noise (recoveries) and 2 s of hover after arrival (so stopping is in the data), per-episode
    randomised light and palettes (--randomize; ranges exclude the eval shifts), no OOD
    shift; collect seed 1;
-2. `edgeliquid train`: the CfC policy from scratch, wall time measured on this machine;
-3. `edgeliquid eval --shift all`: 100 episodes per shift on eval seed 12345 (disjoint scenes);
+2. `edgeliquid train`: the CfC policy from scratch (BatchNorm head, per-frame input
+   normalisation, strong per-window augmentation, 18 epochs under a 15-minute cap), wall time
+   measured on this machine;
+3. `edgeliquid eval --shift all`: 100 episodes per shift on eval seed 12345 and on a second,
+   fresh seed 4242 (disjoint scenes; the recipe was chosen on seed 777, never reported);
 4. copy best.pt to models/nav_cfc.pt, export and verify models/nav_cfc.onnx, fly it 100
    episodes on `none`, and write the model card models/nav_cfc.json.
 
@@ -72,24 +75,13 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
             str(a.train_seed),
             "--epochs",
             str(a.epochs),
+            "--input-norm",
+            a.input_norm,
             "--max-minutes",
             "15",
         ],
-        "eval": [
-            EDGELIQUID,
-            "eval",
-            str(a.run / "best.pt"),
-            "--episodes",
-            str(a.eval_episodes),
-            "--seed",
-            str(a.eval_seed),
-            "--shift",
-            "all",
-            "--json",
-            str(a.run / "eval.json"),
-            "--workers",
-            "2",
-        ],
+        "eval": eval_command(a, a.eval_seed, a.run / "eval.json"),
+        "eval_second": eval_command(a, a.second_seed, a.run / f"eval_{a.second_seed}.json"),
         "export": [
             EDGELIQUID,
             "export",
@@ -115,17 +107,41 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
     }
 
 
+def eval_command(a: argparse.Namespace, seed: int, out: Path) -> list[str]:
+    """100 episodes per shift, every shift, on the checkpoint, scenes from `seed`."""
+    command = [EDGELIQUID, "eval", str(a.run / "best.pt"), "--episodes", str(a.eval_episodes)]
+    command += ["--seed", str(seed), "--shift", "all", "--json", str(out)]
+    return [*command, "--workers", "2"]
+
+
+def eval_card(command: str, report: dict) -> dict[str, Any]:
+    """One eval seed's table and issue 12's verdicts on it."""
+    rows = report["results"]
+    none = next(r["success_rate"] for r in rows if r["shift"] == "none")
+    shifted = [r["success_rate"] for r in rows if r["shift"] != "none"]
+    mean = sum(shifted) / len(shifted)
+    return {
+        "command": command,
+        "seed": report["seed"],
+        "episodes_per_shift": report["episodes"],
+        "success_none": none,
+        "mean_success_single_shifts": mean,
+        "worst_single_shift": min(shifted),
+        "targets": {"success_none": 0.97, "every_single_shift": 0.80, "mean": 0.90},
+        "met": none >= 0.97 and min(shifted) >= 0.80 and mean >= 0.90,
+        "results": rows,
+    }
+
+
 def model_card(a: argparse.Namespace, cmds: dict[str, list[str]]) -> dict[str, Any]:
     """The card: what the model is, what it saw, how long it took, how well it flies."""
     from edgeliquid.model import load_checkpoint
 
     metrics = json.loads((a.run / "metrics.json").read_text())
-    report = json.loads((a.run / "eval.json").read_text())
     model, _ = load_checkpoint(a.out / "nav_cfc.pt")
-    rows = report["results"]
-    none = next(r["success_rate"] for r in rows if r["shift"] == "none")
-    shifted = [r["success_rate"] for r in rows if r["shift"] != "none"]
     pretty = {k: shlex.join([Path(v[0]).name, *v[1:]]) for k, v in cmds.items()}
+    seeds = ((a.run / "eval.json", "eval"), (a.run / f"eval_{a.second_seed}.json", "eval_second"))
+    evals = [eval_card(pretty[key], json.loads(path.read_text())) for path, key in seeds]
     return {
         "name": "nav_cfc",
         "checkpoint": "models/nav_cfc.pt",
@@ -146,16 +162,9 @@ def model_card(a: argparse.Namespace, cmds: dict[str, list[str]]) -> dict[str, A
             "machine": metrics["machine"],
             "history": metrics["history"],
         },
-        "eval": {
-            "command": pretty["eval"],
-            "seed": report["seed"],
-            "episodes_per_shift": report["episodes"],
-            "success_none": none,
-            "mean_success_single_shifts": sum(shifted) / len(shifted),
-            "targets": {"success_none": 0.90, "mean_success_single_shifts": 0.75},
-            "results": rows,
-        },
-        "onnx": onnx_card(a, cmds, pretty, none),
+        "eval": evals[0],
+        "eval_second_seed": evals[1],
+        "onnx": onnx_card(a, cmds, pretty, evals[0]["success_none"]),
         "reproduce": ".venv/bin/python scripts/train_shipped.py",
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -195,9 +204,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="collect with per-episode randomised light and palettes",
     )
     p.add_argument("--train-seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=14)
+    p.add_argument("--epochs", type=int, default=18)
+    p.add_argument("--input-norm", default="frame", help="fixed | frame (train --input-norm)")
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--eval-seed", type=int, default=12345)
+    p.add_argument(
+        "--second-seed", type=int, default=4242, help="a second, fresh set of eval scenes"
+    )
     p.add_argument("--retrain", action="store_true", help="train and evaluate again")
     return p.parse_args(argv)
 
@@ -212,6 +225,8 @@ def main(argv: list[str]) -> None:
         run(cmds["train"])
     if not (a.run / "eval.json").is_file():
         run(cmds["eval"])
+    if not (a.run / f"eval_{a.second_seed}.json").is_file():
+        run(cmds["eval_second"])
     a.out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(a.run / "best.pt", a.out / "nav_cfc.pt")
     run(cmds["export"])  # verified against torch; exits non-zero (and deletes) on a mismatch
@@ -222,6 +237,7 @@ def main(argv: list[str]) -> None:
     print(
         f"wrote {a.out / 'nav_cfc.pt'} and {a.out / 'nav_cfc.json'}: success none "
         f"{ev['success_none']:.2f}, mean over shifts {ev['mean_success_single_shifts']:.2f}, "
+        f"worst shift {ev['worst_single_shift']:.2f} (seed {ev['seed']}), "
         f"training {card['training']['wall_seconds'] / 60:.1f} min"
     )
 
