@@ -28,6 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import marked
 import torch
 
 from edgeliquid.episodes import atomic_write
@@ -184,15 +185,6 @@ def table(arms: dict) -> str:
     return "\n".join(lines)
 
 
-def write_table(path: Path, text: str) -> None:
-    """Replace the text between the markers in `path` (the prose around it is hand-written)."""
-    page = path.read_text()
-    if BEGIN not in page or END not in page:
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers")
-    start, end = page.index(BEGIN) + len(BEGIN), page.index(END)
-    atomic_write(path, (page[:start] + "\n" + text + "\n" + page[end:]).encode())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
@@ -243,7 +235,7 @@ def main() -> None:
     if args.json:
         atomic_write(args.json, (json.dumps(summary, indent=2) + "\n").encode())
     if args.results:
-        write_table(args.results, table(arms))
+        marked.write_block(args.results, table(arms), BEGIN, END)
 
 
 if __name__ == "__main__":

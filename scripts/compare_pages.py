@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import compare_report as report
+import marked
 
 from edgeliquid.episodes import atomic_write
 
@@ -22,15 +23,8 @@ PAIRED = "pairs every episode with the same scene flown by the other arch"
 
 
 def replace_block(text: str, block: str, where: str = "the page") -> str:
-    """`text` with everything between the markers replaced by `block`; the rest kept."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ValueError(
-            f"{where} needs exactly one {BEGIN} line followed by one {END} line around the "
-            "generated block"
-        )
-    head, rest = text.split(BEGIN)
-    tail = rest.split(END)[1]
-    return f"{head}{BEGIN}\n{block.strip()}\n{END}{tail}"
+    """`text` with everything between the compare_archs markers replaced by `block`."""
+    return marked.replace_block(text, block, BEGIN, END, where)
 
 
 def check_pages(results_md: Path, readme: Path) -> None:

@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import marked
+
 from edgeliquid.episodes import atomic_write
 from edgeliquid.sim.tasks import TASKS
 
@@ -88,15 +90,6 @@ def table(reports: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def write_block(path: Path, text: str) -> None:
-    """Replace the text between the markers in `path` (the prose around it is hand-written)."""
-    page = path.read_text()
-    if BEGIN not in page or END not in page:
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers")
-    start, end = page.index(BEGIN) + len(BEGIN), page.index(END)
-    atomic_write(path, (page[:start] + "\n" + text + "\n" + page[end:]).encode())
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=Path("data/tasks"))
@@ -119,7 +112,7 @@ def main() -> None:
         summary["reports"] = reports
         atomic_write(a.json, (json.dumps(summary, indent=2) + "\n").encode())
     if a.results:
-        write_block(a.results, text)
+        marked.write_block(a.results, text, BEGIN, END)
 
 
 if __name__ == "__main__":
