@@ -99,6 +99,12 @@ def prepare(request: TuneRequest) -> tuple[SearchSpace, dict[str, Any]]:
         ) from None
     except ValueError as e:
         raise EdgeLiquidError(str(e)) from None
+    have = request.cpus or os.cpu_count() or 1
+    if request.address is None and space.study.cpus_per_trial > have:
+        raise EdgeLiquidError(
+            f"{request.space_path}: study.cpus_per_trial {space.study.cpus_per_trial} is more "
+            f"than the local Ray's {have} CPUs: no trial could start"
+        )
     data, height, width, longest = _data_facts(request.data)
     try:
         space.check_frames(height, width, longest)

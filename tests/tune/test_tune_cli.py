@@ -185,6 +185,11 @@ def test_bad_space_missing_data_and_a_file_as_out_are_one_line(tiny_data, tmp_pa
     line = one_error_line(_tune(str(missing), "--data", str(tiny_data), "--out", str(out)))
     assert f"cannot read the space file {missing}" in line
     assert not out.exists()
+    small = REPO / "configs" / "tune-small.yaml"  # 2 CPUs a trial
+    line = one_error_line(
+        _tune(str(small), "--data", str(tiny_data), "--out", str(out), "--cpus", "1")
+    )
+    assert "study.cpus_per_trial 2 is more than the local Ray's 1 CPUs" in line
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine")
     line = one_error_line(_tune(str(SPACE), "--data", str(tiny_data), "--out", str(a_file)))
