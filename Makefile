@@ -21,7 +21,7 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[train,mavlink,dev]"
+	$(BIN)/pip install -q -e ".[train,mavlink,tune,dev]"
 	touch $@ $(VENV)/.runtime
 
 setup-runtime: $(VENV)/.runtime

@@ -1,5 +1,5 @@
-"""Small helpers several test files share: a loopback UDP listener and a sink that keeps
-every command (import them by name; `pythonpath = ["tests"]`)."""
+"""Small helpers several test files share: a loopback UDP listener, a sink that keeps every
+command, a CLI result's one error line (import them by name; `pythonpath = ["tests"]`)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,12 @@ class ListSink(Sink):
 
     def send(self, message) -> None:
         self.commands.append(np.asarray(message.command, np.float64))
+
+
+def one_error_line(result) -> str:
+    """The single stderr line of a failed command (asserting there is exactly one)."""
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeliquid: error: "), result.stderr
+    return lines[0]

@@ -13,7 +13,7 @@ from edgeliquid.runtime import stopping  # stdlib only
 if sys.argv[1:2] == ["run"]:  # `run` owns SIGTERM/SIGINT/SIGHUP before typer's imports too
     stopping.catch_early()
 
-from edgeliquid.cli import bench, collect, demo, evaluate, export, run, sim, train
+from edgeliquid.cli import bench, collect, demo, evaluate, export, run, sim, train, tune
 from edgeliquid.cli.app import app
 
 PIPELINE = (  # (name, command): the order `edgeliquid --help` lists them
@@ -23,6 +23,7 @@ PIPELINE = (  # (name, command): the order `edgeliquid --help` lists them
     ("eval", evaluate.eval_command),
     ("export", export.export_command),
     ("run", run.run_command),
+    ("tune", tune.tune_command),
     ("bench", bench.bench_command),
     ("info", train.info_command),
 )

@@ -295,7 +295,11 @@ def save(model: onnx.ModelProto, path: Path) -> int:
     Returns the file size in bytes. The sidecar (`OUT.onnx.sha256`) lets the runtime and
     `sha256sum -c` check the whole file after copying it to a device.
     """
-    data = model.SerializeToString()
+    return save_bytes(model.SerializeToString(), path)
+
+
+def save_bytes(data: bytes, path: Path) -> int:
+    """A serialised model (e.g. an exported file's bytes, copied) as `save` writes one."""
     sidecar = path.with_name(path.name + ".sha256")
     atomic_write(sidecar, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
     atomic_write(path, data)

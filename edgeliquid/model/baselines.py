@@ -6,7 +6,8 @@ Each shares NavPolicy's conv head, command scaling and API (`forward`, `step`,
   nearest the wired CfC core + readout, so whole policies are within a few percent of each other;
 - `cfc_dense` is the wired policy's cell without the NCP wiring: one fully connected,
   backbone-free `CfCCell` (ncps `CfC(F, H, backbone_layers=0, proj_size=4)`), so the wiring is
-  the only difference; it gets dt as ts, as the wired one;
+  the only difference; it gets dt as ts, as the wired one (`backbone_layers` > 0 adds ncps's
+  backbone in front of its heads: a dimension `edgeliquid tune` searches, matched in size too);
 - `lstm_dt` and `gru` get dt (in nominal steps) as an extra input feature, as the CfC gets it
   as ts; `lstm` does not (the drone paper's baselines and onboard model see no dt), so the
   pair `lstm` / `lstm_dt` shows what dt itself buys on the timing shifts;
@@ -54,11 +55,17 @@ def _cnn_parameters(inputs: int, h: int) -> int:
     return h * (inputs + 1) + h * COMMAND_SIZE + COMMAND_SIZE
 
 
-def _dense_cfc_parameters(mode: str) -> Callable[[int, int], int]:
-    """Backbone-free CfCCell heads on [input ; h] (pure: ff1 + w_tau + A), plus the readout."""
-    if mode == "pure":
-        return lambda inputs, h: h * (inputs + h + 1) + 2 * h + h * COMMAND_SIZE + COMMAND_SIZE
-    return lambda inputs, h: 4 * h * (inputs + h + 1) + h * COMMAND_SIZE + COMMAND_SIZE
+def _dense_cfc_parameters(mode: str, units: int = 0, layers: int = 0) -> Callable[[int, int], int]:
+    """CfCCell heads (pure: ff1 + w_tau + A) on [input ; h], or on the output of a backbone of
+    `layers` Linear layers `units` wide, plus the backbone and the readout."""
+
+    def count(inputs: int, h: int) -> int:
+        width = units if layers else inputs + h
+        backbone = (inputs + h + 1) * units + (layers - 1) * (units + 1) * units if layers else 0
+        heads = h * (width + 1) + 2 * h if mode == "pure" else 4 * h * (width + 1)
+        return backbone + heads + h * COMMAND_SIZE + COMMAND_SIZE
+
+    return count
 
 
 def matched_hidden(config: NavPolicyConfig, count: Callable[[int, int], int], inputs: int) -> int:
@@ -76,17 +83,26 @@ def _dt_column(features: torch.Tensor, ts: Any) -> torch.Tensor:
 
 
 class DenseCfCPolicy(PolicyBase):
-    """Conv head → fully connected CfC (no wiring, no backbone) → linear readout; state = h."""
+    """Conv head → fully connected CfC (no wiring; a backbone only if `backbone_layers`) →
+    linear readout; state = h."""
 
     def __init__(self, config: NavPolicyConfig) -> None:
         super().__init__(config)
-        count = _dense_cfc_parameters(config.cfc_mode)
+        units, layers = config.backbone_units, config.backbone_layers
+        count = _dense_cfc_parameters(config.cfc_mode, units, layers)
         self.hidden_size = matched_hidden(config, count, config.feature_size)
         self.cfc = CfCCell(
-            config.feature_size, self.hidden_size, mode=config.cfc_mode, backbone_layers=0
+            config.feature_size,
+            self.hidden_size,
+            mode=config.cfc_mode,
+            backbone_units=units,
+            backbone_layers=layers,
         )
         self.readout = nn.Linear(self.hidden_size, COMMAND_SIZE)
-        self.core_summary = f"dense CfC ({config.cfc_mode}), {self.hidden_size} units, no wiring"
+        backbone = f"backbone {layers}x{units}" if layers else "no backbone"
+        self.core_summary = (
+            f"dense CfC ({config.cfc_mode}), {self.hidden_size} units, no wiring, {backbone}"
+        )
 
     @property
     def state_size(self) -> int:

@@ -39,12 +39,13 @@ MAX_WEIGHTS = 16_000_000  # conv + feature-layer weights (64 MB of float32)
 Dt = float | torch.Tensor | None
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An int and not a bool (a config's sizes; YAML and JSON give bools as true/false)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+def is_number(value: Any) -> bool:
+    return is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ class NavPolicyConfig:
     # gain or an offset on the whole frame (exposure, a veil, white balance) does not reach
     # the convs.
     input_norm: str = "fixed"
+    # cfc_dense only: ncps's backbone (Linear + LeCun tanh layers on [features ; h]) in front
+    # of the CfC heads. 0 layers: backbone-free, the wired cell's like-for-like counterpart;
+    # units is ncps's default width, used only when layers > 0.
+    backbone_units: int = 128
+    backbone_layers: int = 0
     # Per-channel RGB statistics of natural outdoor images (ImageNet); applied in the model.
     image_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     image_std: tuple[float, ...] = (0.229, 0.224, 0.225)
@@ -103,9 +109,9 @@ class NavPolicyConfig:
             items = value if isinstance(value, tuple) else (value,)
             if kind == "str" and not isinstance(value, str):
                 raise ValueError(f"{f.name} must be a string, got {value!r}")
-            if kind in ("int", "tuple[int, ...]") and not all(_is_int(v) for v in items):
+            if kind in ("int", "tuple[int, ...]") and not all(is_int(v) for v in items):
                 raise ValueError(f"{f.name} must be integers, got {value!r}")
-            if kind in ("float", "tuple[float, ...]") and not all(_is_number(v) for v in items):
+            if kind in ("float", "tuple[float, ...]") and not all(is_number(v) for v in items):
                 raise ValueError(f"{f.name} must be finite numbers, got {value!r}")
 
     def _check_choices(self) -> None:
@@ -161,6 +167,11 @@ class NavPolicyConfig:
         if not 0 <= self.rnn_hidden <= 4096:
             raise ValueError(
                 f"rnn_hidden must be in 0..4096 (0 = match the CfC), got {self.rnn_hidden}"
+            )
+        if not (1 <= self.backbone_units <= 1024 and 0 <= self.backbone_layers <= 4):
+            raise ValueError(
+                f"backbone_units must be in 1..1024 and backbone_layers in 0..4, got "
+                f"{self.backbone_units}, {self.backbone_layers}"
             )
         if not 0 <= self.ncp_seed < 2**32:
             raise ValueError(f"ncp_seed must be in 0..2**32-1, got {self.ncp_seed}")

@@ -105,6 +105,19 @@ class AugmentConfig:
         grey, not each frame's, and the noise bank is read at random row offsets.)"""
         return cls(**{f"{op}_p": 0.0 for op in _BOUNDS})  # type: ignore[arg-type]
 
+    @classmethod
+    def scaled(cls, strength: float) -> AugmentConfig:
+        """The default recipe at `strength` (one number for a search): every jitter amplitude
+        and every light change's probability times `strength` (0: nothing changes a frame,
+        1: the default, up to 2), the strength ranges kept."""
+        if not 0.0 <= strength <= 2.0:
+            raise ValueError(f"augmentation strength must be in [0, 2], got {strength}")
+        base = cls()
+        jitter = ("brightness", "contrast", "saturation", "channel_gain", "noise_std")
+        scaled = {name: getattr(base, name) * strength for name in jitter}
+        scaled |= {f"{op}_p": min(getattr(base, f"{op}_p") * strength, 1.0) for op in _BOUNDS}
+        return cls(**scaled)
+
 
 @dataclass(frozen=True)
 class _Draw:

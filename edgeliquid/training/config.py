@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from edgeliquid.contract import NOMINAL_DT
-from edgeliquid.model.policy import ARCHS, CONV_NORMS, INPUT_NORMS
+from edgeliquid.model.policy import ARCHS, CONV_NORMS, INPUT_NORMS, NavPolicyConfig
 from edgeliquid.training.augment import AugmentConfig
 
 MAX_SEQ_LEN = 256  # steps per window: 25.6 s at 10 Hz; memory grows with it (100000 > 24 GB)
 RUN_FILES = ("best.pt", "last.pt", "metrics.json", "curves.png")
+# NavPolicyConfig fields `model` may set: not the ones TrainConfig or the data already fix.
+MODEL_FIELDS = tuple(
+    f.name
+    for f in fields(NavPolicyConfig)
+    if f.name not in ("arch", "conv_norm", "input_norm", "input_height", "input_width")
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,9 @@ class TrainConfig:
     # fixed | frame: pixel normalisation in the graph (model.NavPolicyConfig.input_norm; None:
     # fixed, or the --init checkpoint's)
     input_norm: str | None = None
+    # Other NavPolicyConfig fields for a fresh model (conv head, NCP size, ...: what
+    # `edgeliquid tune` searches); {} = the defaults. Not with `init` (its config wins).
+    model: dict[str, Any] = field(default_factory=dict)
     epochs: int = 14  # the shipped recipe (its wall time: README, Training)
     seed: int = 0  # weights, window order and augmentation
     seq_len: int = 32  # 3.2 s at 10 Hz: long enough to see a turn settle, cheap to backprop
@@ -55,6 +65,13 @@ class TrainConfig:
             raise ValueError(
                 f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {self.input_norm!r}"
             )
+        unknown = sorted(set(self.model) - set(MODEL_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"model has unknown fields {unknown}; known: {', '.join(MODEL_FIELDS)}"
+            )
+        if self.model and self.init is not None:
+            raise ValueError("model fields are for a fresh model; an init checkpoint has its own")
         if self.seq_len > MAX_SEQ_LEN:
             raise ValueError(
                 f"seq_len must be <= {MAX_SEQ_LEN} steps ({MAX_SEQ_LEN * NOMINAL_DT:.1f} s at "

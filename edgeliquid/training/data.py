@@ -33,7 +33,7 @@ def data_dirs(data: Path | str | Sequence[Path | str]) -> list[Path]:
     return dirs
 
 
-def _read_manifests(dirs: list[Path]) -> list[dict[str, Any]]:
+def read_manifests(dirs: list[Path]) -> list[dict[str, Any]]:
     """Every folder's manifest, checked to agree on frame size and nominal dt."""
     manifests = []
     for d in dirs:
@@ -54,7 +54,7 @@ def _read_manifests(dirs: list[Path]) -> list[dict[str, Any]]:
 def load_episodes(dirs: list[Path]) -> tuple[list, dict[str, Any], list[int]]:
     """Episodes of every folder in order, a data summary for the metrics and the model card
     (each folder's, under `folders` when there are several), and each folder's count."""
-    manifests = _read_manifests(dirs)
+    manifests = read_manifests(dirs)
     folders: list[list] = []
     summaries: list[dict[str, Any]] = []
     for d, manifest in zip(dirs, manifests, strict=True):

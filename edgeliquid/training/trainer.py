@@ -154,16 +154,18 @@ def _prepare_model(config: TrainConfig, height: int, width: int, log: Log) -> Po
 
     torch.manual_seed(config.seed)
     if config.init is None:
-        arch = config.arch or "cfc"
-        return build_policy(
-            NavPolicyConfig(
-                arch=arch,
+        try:
+            model_config = NavPolicyConfig(
+                arch=config.arch or "cfc",
                 conv_norm=config.conv_norm or "batch",
                 input_norm=config.input_norm or "fixed",
                 input_height=height,
                 input_width=width,
+                **config.model,
             )
-        )
+        except ValueError as e:  # e.g. a conv stack too deep for the episodes' frame size
+            raise EdgeLiquidError(f"model for {height}x{width} episodes: {e}") from None
+        return build_policy(model_config)
     model = _init_model(config, log)
     expected = (model.config.input_height, model.config.input_width)
     if expected != (height, width):

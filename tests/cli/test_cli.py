@@ -18,10 +18,10 @@ def test_version():
 
 
 def test_help_lists_commands():
-    """Every command, in pipeline order (demo, collect, train, eval, export, run, bench, ...)."""
+    """Every command, in pipeline order (demo, collect, train, eval, export, run, tune, ...)."""
     result = runner.invoke(app, ["--help"], terminal_width=120)
     assert result.exit_code == 0
-    names = ["demo", "collect", "train", "eval", "export", "run", "bench", "info", "sim"]
+    names = ["demo", "collect", "train", "eval", "export", "run", "tune", "bench", "info", "sim"]
     listed = [line.split()[1] for line in result.output.splitlines() if line.startswith("│ ")]
     assert [name for name in listed if name in names] == names
     registered = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]

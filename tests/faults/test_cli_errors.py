@@ -20,6 +20,7 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
+from helpers import one_error_line  # noqa: E402
 from tiny import MICRO  # noqa: E402
 
 from edgeliquid import episodes as data  # noqa: E402
@@ -29,15 +30,6 @@ from edgeliquid.model import NavPolicy, NavPolicyConfig, load_checkpoint, save_c
 
 runner = CliRunner()
 MEMORY_CAP = 3 * 2**30  # the subprocess cases run under this address-space limit
-
-
-def one_error_line(result) -> str:
-    """The single stderr line of a failed command (asserting there is exactly one)."""
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgeliquid: error: "), result.stderr
-    return lines[0]
 
 
 def edgeliquid_capped(*args, timeout: float = 60.0) -> subprocess.CompletedProcess:

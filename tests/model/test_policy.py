@@ -73,6 +73,22 @@ def test_matched_hidden_formulas_equal_the_built_cores(mode):
             assert core == count(inputs, hidden), (arch, mode, hidden)
 
 
+@pytest.mark.parametrize(("mode", "layers"), [("default", 1), ("pure", 2)])
+def test_a_dense_cfc_backbone_is_counted_and_matched(mode, layers):
+    config = NavPolicyConfig(
+        arch="cfc_dense", cfc_mode=mode, backbone_units=8, backbone_layers=layers
+    )
+    policy = build_policy(config)
+    core = count_parameters(policy) - count_parameters(policy.head)
+    count = baselines._dense_cfc_parameters(mode, 8, layers)
+    assert core == count(config.feature_size, policy.hidden_size)
+    assert policy.cfc.backbone is not None and f"backbone {layers}x8" in policy.core_summary
+    cfc = count_parameters(build_policy(NavPolicyConfig(cfc_mode=mode)))
+    assert abs(count_parameters(policy) / cfc - 1) <= 0.05  # still matched to the wired CfC
+    with pytest.raises(ValueError, match=r"backbone_layers in 0\.\.4"):
+        NavPolicyConfig(arch="cfc_dense", backbone_layers=5)
+
+
 def test_dense_cfc_is_the_wired_cell_without_wiring():
     policy = build_policy(NavPolicyConfig(arch="cfc_dense"))
     assert isinstance(policy, DenseCfCPolicy)

@@ -114,6 +114,18 @@ def test_paper_preset_is_the_old_recipe():
     assert any(getattr(AugmentConfig(), f"{op}_p") > 0 for op in LIGHT_OPS)  # default is new
 
 
+def test_scaled_recipe_is_one_strength_for_a_search():
+    assert AugmentConfig.scaled(1.0) == AugmentConfig()
+    off = AugmentConfig.scaled(0.0)
+    assert (off.brightness, off.channel_gain, off.noise_std) == (0.0, 0.0, 0.0)
+    assert all(getattr(off, f"{op}_p") == 0.0 for op in LIGHT_OPS)
+    strong = AugmentConfig.scaled(2.0)
+    assert strong.brightness == pytest.approx(0.8) and strong.gamma_p == 1.0  # capped at 1
+    assert strong.gamma_range == AugmentConfig().gamma_range
+    with pytest.raises(ValueError, match="augmentation strength must be in"):
+        AugmentConfig.scaled(2.5)
+
+
 def test_every_op_is_drawn_once_per_window():
     """All ops but noise on: a window of identical frames stays identical; windows differ."""
     frames = _frames(shape=(4, 1, 12, 16, 3)).expand(4, 5, 12, 16, 3).contiguous()

@@ -249,6 +249,29 @@ def test_config_validation_names_the_value():
         _config(val_fraction=1.0)
     with pytest.raises(ValueError, match="conv_norm must be one of batch, none, got 'layer'"):
         _config(conv_norm="layer")
+    with pytest.raises(ValueError, match=r"model has unknown fields \['ncp_unit'\]"):
+        _config(model={"ncp_unit": 16})
+    with pytest.raises(ValueError, match="model fields are for a fresh model"):
+        _config(model={"ncp_units": 16}, init="runs/x/best.pt")
+
+
+def test_model_fields_shape_the_fresh_model(dataset, tmp_path):
+    from edgeliquid.errors import EdgeLiquidError
+    from edgeliquid.model import load_checkpoint
+    from edgeliquid.training.trainer import train
+
+    model = {"conv_channels": [4], "conv_kernels": [4], "conv_strides": [4], "ncp_units": 9}
+    result = train(dataset, tmp_path / "a", _config(epochs=1, model=model), log=lambda _: None)
+    config = load_checkpoint(result.best_path)[0].config
+    assert config.conv_strides == (4,) and config.ncp_units == 9 and config.input_width == W
+    too_wide = {
+        "conv_channels": [64],
+        "conv_kernels": [3],
+        "conv_strides": [1],
+        "feature_size": 512,
+    }
+    with pytest.raises(EdgeLiquidError, match=r"model for 24x32 episodes: conv .* weights exceed"):
+        train(dataset, tmp_path / "b", _config(model=too_wide), log=lambda _: None)
 
 
 # -- CLI ----------------------------------------------------------------------------------
