@@ -24,7 +24,13 @@ def export_command(
         str | None, typer.Option(help="int8: also write OUT.int8.onnx (static QDQ).")
     ] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset, 17 or 18.")] = 18,
-    atol: Annotated[float, typer.Option(help="Largest tolerated |torch - ONNX|.")] = 1e-5,
+    atol: Annotated[
+        float | None,
+        typer.Option(
+            help="Largest tolerated |torch - ONNX|.",
+            show_default="1e-5; 3e-5 for --input-norm frame models",
+        ),
+    ] = None,
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Check against torch on sim frames.")
     ] = True,

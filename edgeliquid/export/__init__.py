@@ -135,7 +135,7 @@ def _verify(policy: PolicyBase, staged: Path, out: Path, options, echo: Echo, st
         worst = max(checks, key=lambda c: c.diff)
         raise EdgeLiquidError(
             f"verification failed ({worst.name}: max abs diff {worst.diff:.2e} > atol "
-            f"{options.atol:.0e}); {_kept(out)}"
+            f"{worst.atol:.0e}); {_kept(out)}"
         )
     echo(f"ONNX: verified ✅ {time.perf_counter() - start:.1f}s on {steps} simulator steps")
     return tuple(checks)

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from edgeliquid.export.graph import ExportOptions
+from edgeliquid.export.graph import ExportOptions, tolerance
 from edgeliquid.model.policy import PolicyBase
 from edgeliquid.model.torch_policy import TorchPolicy
 from edgeliquid.runtime.engine import session_options
@@ -106,8 +106,9 @@ def verify(
     forced_cmd, forced_state, own_cmd, n = _onnx_rollout(session, options, frames, dts, ref_states)
     chunk = options.steps if options.graph == "unrolled" else 1
     names = ("commands", "state_out") if options.graph == "unrolled" else ("command", "state_out")
+    atol = tolerance(options, policy.config)
     return [
-        Check(names[0], _max_diff(forced_cmd, ref_cmd[:n]), options.atol),
-        Check(names[1], _max_diff(forced_state, ref_states[chunk : n + 1 : chunk]), options.atol),
-        Check(f"rollout {n} steps, state fed back", _max_diff(own_cmd, ref_cmd[:n]), options.atol),
+        Check(names[0], _max_diff(forced_cmd, ref_cmd[:n]), atol),
+        Check(names[1], _max_diff(forced_state, ref_states[chunk : n + 1 : chunk]), atol),
+        Check(f"rollout {n} steps, state fed back", _max_diff(own_cmd, ref_cmd[:n]), atol),
     ]

@@ -283,3 +283,12 @@ def test_int8_refused_when_closed_loop_success_drops(policy, tmp_path, monkeypat
     assert not (tmp_path / "tiny.int8.onnx").exists()
     assert (tmp_path / "tiny.onnx").exists()
     assert _quantize(policy, tmp_path, force=True).exists()
+
+
+def test_verification_tolerance_follows_the_model_unless_asked():
+    framed = dataclasses.replace(TINY, input_norm="frame")
+    assert export_graph.tolerance(ExportOptions(), TINY) == export_graph.DEFAULT_ATOL == 1e-5
+    assert export_graph.tolerance(ExportOptions(), framed) == export_graph.FRAME_ATOL == 3e-5
+    assert export_graph.tolerance(ExportOptions(atol=2e-6), framed) == 2e-6
+    with pytest.raises(ValueError, match="atol"):
+        ExportOptions(atol=0.5)
