@@ -143,6 +143,9 @@ def sim_bench_command(
 @guarded
 def sim_serve_command(
     shift: Annotated[str, typer.Option(help="Shift name(s) joined by '+'.")] = "none",
+    task: Annotated[
+        str, typer.Option(help="reach | range | follow | chain | reacquire.")
+    ] = "reach",
     seed: Annotated[int, typer.Option(help="The scene: NavEnv.reset(seed=SEED).")] = 0,
     video: Annotated[int, typer.Option(help="MJPEG port on 127.0.0.1 (0: any free).")] = 8554,
     mavlink: Annotated[
@@ -175,6 +178,7 @@ def sim_serve_command(
     config = config_of(
         VehicleConfig,
         shift=shift,
+        task=task,
         seed=seed,
         video_port=video,
         mavlink=mavlink,
@@ -186,7 +190,7 @@ def sim_serve_command(
     with stopping.on_signals() as stop:
         try:
             report = serve(config, stop.event, out)
-        except ValueError as e:  # a bad shift name
+        except ValueError as e:  # a bad shift or task name
             raise EdgeLiquidError(str(e)) from None
     typer.echo(
         f"{report['outcome']} after {report['flight_time_s']:.1f} s"

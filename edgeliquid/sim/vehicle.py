@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from edgeliquid.sim.autopilot import Autopilot, AutopilotConfig, MavlinkLink
+from edgeliquid.sim.tasks import TASKS
 
 log = logging.getLogger(__name__)
 BOUNDARY = "edgeliquidframe"
@@ -39,6 +40,7 @@ class VehicleConfig:
     """The world, the links and the flight's limits."""
 
     shift: str = "none"
+    task: str = "reach"  # one of sim.tasks.TASKS: what the vehicle's world asks of the policy
     seed: int = 0  # the scene: NavEnv.reset(seed=seed)
     video_host: str = "127.0.0.1"  # loopback by default
     video_port: int = 8554  # 0: any free port
@@ -49,6 +51,8 @@ class VehicleConfig:
     autopilot: AutopilotConfig = field(default_factory=AutopilotConfig)
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if not 0 <= self.video_port <= 65535:
             raise ValueError(f"video_port must be in 0..65535, got {self.video_port}")
         if not 0 < self.duration_s < math.inf:
@@ -144,7 +148,7 @@ class Vehicle:
         from edgeliquid.sim.env import NavEnv, NavEnvConfig
 
         self.config = config
-        self.env = NavEnv(NavEnvConfig(shift=config.shift))
+        self.env = NavEnv(NavEnvConfig(shift=config.shift, task=config.task))
         self.autopilot = Autopilot(config.autopilot)
         self.track: list[list[float]] = []
         self.frames = {"sent": 0, "stalled": 0}
@@ -205,6 +209,7 @@ class Vehicle:
             "outcome": self.outcome,
             "seed": self.config.seed,
             "shift": self.config.shift,
+            "task": self.config.task,
             "started_t": round(self.started, 4),
             "offboard_t": round(self.offboard_at, 4) if self.offboard_at else None,
             "flight_time_s": round(float(self.env.time), 3),

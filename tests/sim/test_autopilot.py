@@ -54,3 +54,17 @@ def test_only_body_frames_with_a_velocity_mask_count():
     assert not ap.setpoint(8, 0x0C00, (1, 0, 0), 0)  # the wrong "velocity only" mask
     assert ap.setpoint(9, 1479, (1, 0, 0), 0)  # BODY_OFFSET_NED, as ArduPilot
     assert ap.counts["ignored"] == 2
+
+
+def test_the_vehicle_flies_the_task_asked_and_refuses_an_unknown_one():
+    from typer.testing import CliRunner
+
+    from edgeliquid.cli import app
+    from edgeliquid.sim.vehicle import Vehicle, VehicleConfig
+
+    vehicle = Vehicle(VehicleConfig(task="chain", seed=3))
+    vehicle.env.reset(seed=3)  # what run() does first
+    assert vehicle.env.config.task == "chain" and vehicle.report()["task"] == "chain"
+    result = CliRunner().invoke(app, ["sim", "serve", "--task", "hike", "--duration", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "task must be one of reach, range, follow, chain, reacquire" in result.output
