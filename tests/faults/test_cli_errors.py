@@ -242,7 +242,9 @@ def assert_clean_stop(rc: int, stderr: str, seconds: float) -> str:
 @pytest.mark.parametrize("sig, group", [(signal.SIGTERM, False), (signal.SIGINT, True)])
 def test_stopping_collect_with_workers_is_one_line_and_resumable(tmp_path, sig, group):
     out = tmp_path / "eps"
-    args = ["collect", "--out", str(out), "--episodes", "12", "--workers", "2"]
+    # enough episodes that an idle machine is still collecting 0.5 s after the first one
+    # (12 were all written before the signal on a quiet run)
+    args = ["collect", "--out", str(out), "--episodes", "120", "--workers", "2"]
     args += ["--height", "18", "--width", "32"]
     rc, stderr, seconds = stopped(args, sig, lambda: bool(data.list_episodes(out)), group)
     line = assert_clean_stop(rc, stderr, seconds)
@@ -252,7 +254,7 @@ def test_stopping_collect_with_workers_is_one_line_and_resumable(tmp_path, sig, 
     assert not data.read_manifest(out)["complete"]
     result = runner.invoke(app, [*args[:6], "1", *args[7:]])  # resume, one process
     assert result.exit_code == 0, result.output
-    assert len(data.load_dataset(out)) == 12
+    assert len(data.load_dataset(out)) == 120
 
 
 @pytest.mark.parametrize("sig, group", [(signal.SIGTERM, False), (signal.SIGINT, True)])
