@@ -5,7 +5,7 @@ CNN at the same parameter budget, 5 training seeds each, 100 episodes per shift.
 docs/results.md (its marked block), docs/results.json and the README's marked Results block:
 
     .venv/bin/python scripts/compare_archs.py --data data/shipped --out runs/compare \
-        --lr-grid 1e-3,2e-3,4e-3 --jobs 6 --workers 16 --device cuda
+        --lr-grid 1e-3,2e-3,4e-3 --workers 2 --input-norm frame
 
 1. `--lr-grid`: per arch, one run per learning rate (training seed `--lr-seed`, apart from the
    seeds compared) and the lr with the lowest best validation loss; the test shifts never
@@ -17,19 +17,24 @@ docs/results.md (its marked block), docs/results.json and the README's marked Re
 4. Statistics: `compare_report.py` (Wilson per cell, paired bootstrap differences); pages:
    `compare_pages.py` (only the marked blocks of docs/results.md and the README).
 
-Resumable: a run folder with metrics.json (trained) or eval.json (evaluated, same episodes,
-seed and shifts) is reused, so a killed sweep continues where it stopped; a folder trained
-with another recipe is refused, never mixed in.
+The engine is `edgeliquid.tune.grid`: every run (train, then fly) is one trial of a Ray Tune
+grid search, on a local Ray (`--cpus`, default all of this machine's) or on the cluster at
+`--address ray://HOST:PORT`, where the flights run too. Each run's records (metrics.json and
+its per-episode eval, gzipped) are kept in DOCS/compare/RUN/: the stored runs the pages are
+made from. `--report-only` rewrites the pages from them alone (no Ray, no training), so a
+fresh clone regenerates docs/results.md. Resumable: a run whose records match this sweep is
+not run again, a run folder under --out with metrics.json is not trained again, and a folder
+trained with another recipe is refused, never mixed in.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
-import multiprocessing
 import shlex
+import shutil
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the two modules besi
 import compare_pages
 import compare_report
 
-from edgeliquid.model.policy import ARCHS
+from edgeliquid.model.policy import ARCHS, INPUT_NORMS
 from edgeliquid.training.config import TrainConfig
 
 DEFAULT_LR = TrainConfig().lr
+EVAL_FILE = "eval.json.gz"
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class Sweep:
     out: Path
     archs: tuple[str, ...] = ARCHS
     seeds: int = 5  # training seeds per arch: 0..seeds-1
-    epochs: int = 14  # the shipped recipe's budget, the same for every arch
+    epochs: int = 14  # the shared budget, the same for every arch
     episodes: int = 100  # per shift: a Wilson interval of about +-0.05 near 0.8 per run
     eval_seed: int = 12345  # disjoint from the data's collect seeds
     shifts: tuple[str, ...] = ()  # () = every single shift
@@ -61,11 +67,15 @@ class Sweep:
     lr: float = DEFAULT_LR  # every arch's lr when there is no grid
     lr_grid: tuple[float, ...] = ()  # per-arch lr candidates, chosen on validation loss
     lr_seed: int = 100  # the grid's training seed: not one of the compared seeds
-    jobs: int = 1
-    workers: int = 2
+    input_norm: str = "fixed"  # train --input-norm, the same for every arch
+    workers: int = 2  # eval processes per run (a run reserves max(workers, threads) CPUs)
     threads: int = 1
     device: str = "cpu"
+    gpus_per_run: float = 0.0  # Ray's GPU share per run (with --device cuda)
+    cpus: int | None = None  # the local Ray's CPUs (None: all)
+    address: str | None = None  # ray://HOST:PORT: run on that cluster
     max_minutes: float | None = None
+    report_only: bool = False  # pages from the stored runs; nothing is trained or flown
     docs: Path = Path("docs")
     readme: Path = Path("README.md")
 
@@ -73,7 +83,7 @@ class Sweep:
         unknown = sorted(set(self.archs) - set(ARCHS))
         if unknown or not self.archs:
             raise ValueError(f"unknown archs {unknown}; choose from {', '.join(ARCHS)}")
-        for name in ("seeds", "epochs", "episodes", "jobs", "workers", "threads"):
+        for name in ("seeds", "epochs", "episodes", "workers", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if not all(lr > 0 for lr in (self.lr, *self.lr_grid)):
@@ -83,6 +93,12 @@ class Sweep:
                 f"--lr-seed {self.lr_seed} is one of the compared seeds 0..{self.seeds - 1}: "
                 "the lr would be chosen on a run that is then compared"
             )
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"--input-norm must be one of {', '.join(INPUT_NORMS)}")
+        if self.device == "cuda" and not self.gpus_per_run > 0:
+            raise ValueError("--device cuda needs --gpus-per-run (0.16: six runs share a GPU)")
+        if self.address is not None and not self.address.startswith("ray://"):
+            raise ValueError(f"--address must be ray://HOST:PORT, got {self.address!r}")
 
     def shift_list(self) -> list[str]:
         from edgeliquid.sim.shifts import parse_shift, shift_names
@@ -94,21 +110,19 @@ class Sweep:
             check_task(task)  # ValueError naming the valid tasks
         return list(self.shifts) or shift_names()
 
-    def run_dir(self, arch: str, seed: int, lr: float) -> Path:
-        return self.out / f"{arch}_lr{lr:g}_seed{seed}"
-
-    def grid_dir(self, arch: str, lr: float) -> Path:
-        return self.out / "lr_grid" / f"{arch}_lr{lr:g}_seed{self.lr_seed}"
+    @property
+    def store(self) -> Path:
+        return self.docs / "compare"
 
 
 @dataclass(frozen=True)
 class Job:
-    """One training run of the sweep."""
+    """One training run of the sweep; `name` is its folder under --out and in the store."""
 
     arch: str
     seed: int
     lr: float
-    run_dir: Path
+    name: str
 
 
 def _train_config(sweep: Sweep, job: Job) -> TrainConfig:
@@ -117,59 +131,110 @@ def _train_config(sweep: Sweep, job: Job) -> TrainConfig:
         seed=job.seed,
         epochs=sweep.epochs,
         lr=job.lr,
+        input_norm=sweep.input_norm,
         num_threads=sweep.threads,
         device=sweep.device,
         max_minutes=sweep.max_minutes,
     )
 
 
-def _check_reused(sweep: Sweep, job: Job, metrics: dict[str, Any]) -> None:
-    """A finished run folder is reused only if it was trained as this job asks."""
+def _check_reused(sweep: Sweep, job: Job, metrics: dict[str, Any], where: Path) -> None:
+    """A finished run is reused only if it was trained as this job asks."""
     want = {"arch": job.arch, "seed": job.seed, "lr": job.lr, "epochs": sweep.epochs}
+    want["input_norm"] = sweep.input_norm
     got = {k: metrics["train_config"].get(k) for k in want}
-    if got != want or metrics["data"]["dir"] != str(sweep.data):
+    got["input_norm"] = got["input_norm"] or "fixed"
+    if got != want or Path(metrics["data"]["dir"]) != sweep.data:
         raise SystemExit(
-            f"compare_archs: {job.run_dir} was trained with {got} on {metrics['data']['dir']}, "
-            f"this sweep needs {want} on {sweep.data}: use another --out"
+            f"compare_archs: {where} was trained with {got} on {metrics['data']['dir']}, "
+            f"this sweep needs {want} on {sweep.data}: use another --out (or --docs)"
         )
 
 
-def train_one(sweep: Sweep, job: Job) -> dict[str, Any]:
-    """Train `job` unless its metrics.json exists; returns the metrics."""
-    from edgeliquid.training.trainer import train
-
-    done = job.run_dir / "metrics.json"
-    if done.is_file():
-        metrics = json.loads(done.read_text())
-        _check_reused(sweep, job, metrics)
-        return metrics
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with open(job.run_dir / "train.log", "w") as log:
-        result = train(
-            sweep.data,
-            job.run_dir,
-            _train_config(sweep, job),
-            log=lambda s: print(s, file=log, flush=True),
-        )
-    print(
-        f"trained {job.arch} seed {job.seed} lr {job.lr:g}: best val "
-        f"{result.metrics['best_val_loss']:.4f} ({time.monotonic() - started:.0f} s)",
-        flush=True,
+def _same_flights(report: dict[str, Any], sweep: Sweep, shifts: list[str]) -> bool:
+    """The report holds per-episode outcomes of this sweep's episodes, seed, tasks, shifts."""
+    cells = [(row.get("task", "reach"), row["shift"]) for row in report.get("results", [])]
+    return (
+        report.get("episodes") == sweep.episodes
+        and report.get("seed") == sweep.eval_seed
+        and cells == [(task, shift) for task in sweep.tasks for shift in shifts]
+        and "episode_results" in report
     )
-    return result.metrics
 
 
-def _train_job(args: tuple[Sweep, Job]) -> dict[str, Any]:
-    return train_one(*args)
+def stored(sweep: Sweep, job: Job, flies: bool) -> dict[str, Any] | None:
+    """The stored records of a finished job ({"metrics", "eval"}), or None if not stored."""
+    folder = sweep.store / job.name
+    if not (folder / "metrics.json").is_file():
+        return None
+    metrics = json.loads((folder / "metrics.json").read_text())
+    _check_reused(sweep, job, metrics, folder)
+    if not flies:
+        return {"metrics": metrics}
+    if not (folder / EVAL_FILE).is_file():
+        return None
+    report = json.loads(gzip.decompress((folder / EVAL_FILE).read_bytes()))
+    return (
+        {"metrics": metrics, "eval": report}
+        if _same_flights(report, sweep, sweep.shift_list())
+        else None
+    )
 
 
-def train_all(sweep: Sweep, jobs: list[Job]) -> list[dict[str, Any]]:
-    """Every job's metrics, in order; `sweep.jobs` at a time in spawned processes."""
-    if sweep.jobs == 1 or len(jobs) == 1:
-        return [train_one(sweep, job) for job in jobs]
-    with multiprocessing.get_context("spawn").Pool(min(sweep.jobs, len(jobs))) as pool:
-        return pool.map(_train_job, [(sweep, job) for job in jobs], chunksize=1)
+def _keep(sweep: Sweep, job: Job, flies: bool) -> None:
+    """Copy a finished run's records from its folder into the store."""
+    from edgeliquid.episodes import atomic_write
+
+    run, folder = sweep.out / job.name, sweep.store / job.name
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "metrics.json", folder / "metrics.json")
+    if flies:
+        packed = gzip.compress((run / "eval.json").read_bytes(), mtime=0)
+        atomic_write(folder / EVAL_FILE, packed)
+
+
+def run_jobs(sweep: Sweep, jobs: list[Job], flies: bool) -> dict[str, dict[str, Any]]:
+    """Every job's stored records; the missing ones run first on the grid engine."""
+    missing = [job for job in jobs if stored(sweep, job, flies) is None]
+    if missing and sweep.report_only:
+        names = ", ".join(job.name for job in missing)
+        raise SystemExit(f"compare_archs: --report-only, but {sweep.store} lacks runs {names}")
+    if missing:
+        _run_missing(sweep, missing, flies)
+    records = {job.name: stored(sweep, job, flies) for job in jobs}
+    return {name: record for name, record in records.items() if record is not None}
+
+
+def _run_missing(sweep: Sweep, missing: list[Job], flies: bool) -> None:
+    from edgeliquid.tune.grid import FlightPlan, GridJob, run_grid
+
+    for job in missing:
+        trained = sweep.out / job.name / "metrics.json"
+        if trained.is_file():
+            _check_reused(sweep, job, json.loads(trained.read_text()), trained.parent)
+    plan = FlightPlan(
+        sweep.episodes, sweep.eval_seed, tuple(sweep.shift_list()), sweep.tasks, sweep.workers
+    )
+    grid = [
+        GridJob(
+            job.name,
+            sweep.out / job.name,
+            (sweep.data,),
+            _train_config(sweep, job),
+            plan if flies else None,
+        )
+        for job in missing
+    ]
+    run_grid(
+        grid,
+        sweep.out,
+        cpus_per_job=max(sweep.workers if flies else 1, sweep.threads),
+        gpus_per_job=sweep.gpus_per_run,
+        address=sweep.address,
+        cpus=sweep.cpus,
+    )
+    for job in missing:
+        _keep(sweep, job, flies)
 
 
 def choose_lrs(sweep: Sweep) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -178,65 +243,24 @@ def choose_lrs(sweep: Sweep) -> tuple[dict[str, float], dict[str, dict[str, floa
     if not sweep.lr_grid:
         return {arch: sweep.lr for arch in sweep.archs}, {}
     jobs = [
-        Job(arch, sweep.lr_seed, lr, sweep.grid_dir(arch, lr))
+        Job(arch, sweep.lr_seed, lr, f"lr_grid/{arch}_lr{lr:g}_seed{sweep.lr_seed}")
         for arch in sweep.archs
         for lr in sweep.lr_grid
     ]
+    records = run_jobs(sweep, jobs, flies=False)
     losses: dict[str, dict[str, float]] = {arch: {} for arch in sweep.archs}
-    for job, metrics in zip(jobs, train_all(sweep, jobs), strict=True):
-        losses[job.arch][f"{job.lr:g}"] = float(metrics["best_val_loss"])
+    for job in jobs:
+        losses[job.arch][f"{job.lr:g}"] = float(records[job.name]["metrics"]["best_val_loss"])
     chosen = {arch: float(compare_report.lowest(losses[arch])) for arch in sweep.archs}
     return chosen, losses
 
 
 def final_jobs(sweep: Sweep, lrs: dict[str, float]) -> list[Job]:
     return [
-        Job(arch, seed, lrs[arch], sweep.run_dir(arch, seed, lrs[arch]))
+        Job(arch, seed, lrs[arch], f"{arch}_lr{lrs[arch]:g}_seed{seed}")
         for seed in range(sweep.seeds)
         for arch in sweep.archs
     ]
-
-
-def _cached_eval(path: Path, sweep: Sweep, shifts: list[str]) -> dict[str, Any] | None:
-    """eval.json if it holds per-episode outcomes of this sweep's episodes, seed, tasks and
-    shifts (a report from before tasks flew reach)."""
-    if not path.is_file():
-        return None
-    report = json.loads(path.read_text())
-    cells = [(row.get("task", "reach"), row["shift"]) for row in report.get("results", [])]
-    same = (
-        report.get("episodes") == sweep.episodes
-        and report.get("seed") == sweep.eval_seed
-        and cells == [(task, shift) for task in sweep.tasks for shift in shifts]
-        and "episode_results" in report
-    )
-    return report if same else None
-
-
-def evaluate_all(sweep: Sweep, jobs: list[Job]) -> dict[tuple[str, int], dict[str, Any]]:
-    """The eval report (with per-episode outcomes) of every run's best.pt, cached in eval.json."""
-    from edgeliquid.episodes import atomic_write
-    from edgeliquid.evaluate import evaluate
-
-    shifts, reports = sweep.shift_list(), {}
-    for job in jobs:
-        path = job.run_dir / "eval.json"
-        report = _cached_eval(path, sweep, shifts)
-        if report is None:
-            started = time.monotonic()
-            report = evaluate(
-                str(job.run_dir / "best.pt"),
-                episodes=sweep.episodes,
-                seed=sweep.eval_seed,
-                shifts=shifts,
-                tasks=sweep.tasks,
-                workers=sweep.workers,
-                keep_episodes=True,
-            )
-            atomic_write(path, (json.dumps(report, indent=1) + "\n").encode())
-            print(f"evaluated {job.arch} seed {job.seed} ({time.monotonic() - started:.0f} s)")
-        reports[job.arch, job.seed] = report
-    return reports
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -259,11 +283,15 @@ def parse(argv: list[str]) -> Sweep:
     p.add_argument("--lr", type=float, default=DEFAULT_LR, help="every arch's lr (no grid)")
     p.add_argument("--lr-grid", default="", help="comma-separated lrs: per arch, lowest val loss")
     p.add_argument("--lr-seed", type=int, default=100, help="training seed of the lr grid runs")
-    p.add_argument("--jobs", type=int, default=1, help="training runs in parallel")
-    p.add_argument("--workers", type=int, default=2, help="eval processes")
+    p.add_argument("--input-norm", default="fixed", help="fixed | frame, for every arch")
+    p.add_argument("--workers", type=int, default=2, help="eval processes per run")
     p.add_argument("--threads", type=int, default=1, help="torch threads per training run")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray GPU share per run")
+    p.add_argument("--cpus", type=int, default=None, help="the local Ray's CPUs (default all)")
+    p.add_argument("--address", default=None, help="ray://HOST:PORT: run on that cluster")
     p.add_argument("--max-minutes", type=float, default=None, help="cap per training run")
+    p.add_argument("--report-only", action="store_true", help="pages from the stored runs only")
     p.add_argument("--docs", type=Path, default=Path("docs"), help="results.md/.json folder")
     p.add_argument("--readme", type=Path, default=Path("README.md"), help="its Results block")
     a = p.parse_args(argv)
@@ -280,30 +308,45 @@ def parse(argv: list[str]) -> Sweep:
         lr=a.lr,
         lr_grid=_floats(a.lr_grid),
         lr_seed=a.lr_seed,
-        jobs=a.jobs,
+        input_norm=a.input_norm,
         workers=a.workers,
         threads=a.threads,
         device=a.device,
+        gpus_per_run=a.gpus_per_run,
+        cpus=a.cpus,
+        address=a.address,
         max_minutes=a.max_minutes,
+        report_only=a.report_only,
         docs=a.docs,
         readme=a.readme,
     )
 
 
+def _command(argv: list[str]) -> str:
+    """The sweep's command line as the pages quote it (without --report-only)."""
+    kept = [arg for arg in argv if arg != "--report-only"]
+    return shlex.join([".venv/bin/python", "scripts/compare_archs.py", *kept])
+
+
 def main(argv: list[str]) -> None:
+    from edgeliquid.errors import EdgeLiquidError
+
     try:
         sweep = parse(argv)
         sweep.shift_list()
     except ValueError as e:
         raise SystemExit(f"compare_archs: {e}") from None
     compare_pages.check_pages(sweep.docs / "results.md", sweep.readme)  # before hours of work
-    command = shlex.join([".venv/bin/python", "scripts/compare_archs.py", *argv])
-    lrs, grid = choose_lrs(sweep)
-    jobs = final_jobs(sweep, lrs)
-    metrics = dict(zip(((j.arch, j.seed) for j in jobs), train_all(sweep, jobs), strict=True))
-    reports = evaluate_all(sweep, jobs)
+    try:
+        lrs, grid = choose_lrs(sweep)
+        jobs = final_jobs(sweep, lrs)
+        records = run_jobs(sweep, jobs, flies=True)
+    except EdgeLiquidError as e:  # a failed run, a stop, an unreachable cluster
+        raise SystemExit(f"compare_archs: {e}") from None
+    metrics = {(j.arch, j.seed): records[j.name]["metrics"] for j in jobs}
+    reports = {(j.arch, j.seed): records[j.name]["eval"] for j in jobs}
     table = compare_report.aggregate(sweep.archs, sweep.seeds, metrics, reports)
-    setup = compare_report.setup(sweep, command, metrics, lrs, grid)
+    setup = compare_report.setup(sweep, _command(argv), metrics, lrs, grid)
     compare_pages.write_pages(sweep.docs, sweep.readme, setup, table)
     print(f"wrote {sweep.docs / 'results.md'}, {sweep.docs / 'results.json'} and {sweep.readme}")
 

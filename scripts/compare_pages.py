@@ -191,7 +191,7 @@ def _facts(setup: dict[str, Any], table: dict[str, Any]) -> list[str]:
         f"- `mean of shifts` (every reach shift but `none`) and the differences: 95% percentile "
         f"bootstrap, {setup['bootstrap']['resamples']} resamples of the scenes (shared by both "
         "archs of a pair) and of each arch's training seeds; the difference " + PAIRED + ".",
-        f"- Machine: {setup['machine']}; {setup['parallel_runs']} training runs at a time.",
+        f"- Machine: {setup['machine']}; {setup['engine']}.",
     ]
 
 
@@ -203,6 +203,9 @@ def results_block(setup: dict[str, Any], table: dict[str, Any]) -> str:
         "```bash",
         setup["command"],
         "```",
+        "",
+        "The same command with `--report-only` rewrites this page from the stored runs in "
+        "docs/compare/ alone (each run's metrics and per-episode outcomes), without training.",
         "",
         *_facts(setup, table),
         "",

@@ -214,6 +214,12 @@ def _collect_command(data_dir: Path, data: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _engine(sweep: Any) -> str:
+    where = f"the Ray cluster at {sweep.address}" if sweep.address else "a local Ray"
+    cpus = max(sweep.workers, sweep.threads)
+    return f"each run one trial of a Ray Tune grid search on {where}, {cpus} CPUs per run"
+
+
 def setup(sweep: Any, command: str, metrics: dict, lrs: dict, grid: dict) -> dict[str, Any]:
     first = metrics[sweep.archs[0], 0]
     config = first["train_config"]
@@ -235,6 +241,6 @@ def setup(sweep: Any, command: str, metrics: dict, lrs: dict, grid: dict) -> dic
         },
         "bootstrap": {"resamples": RESAMPLES, "seed": BOOT_SEED},
         "machine": first.get("machine", "not recorded"),
-        "parallel_runs": sweep.jobs,
+        "engine": _engine(sweep),
         "date": time.strftime("%Y-%m-%d"),
     }

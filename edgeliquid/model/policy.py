@@ -72,6 +72,10 @@ class NavPolicyConfig:
     ncp_units: int = 24  # AutoNCP: inter 12, command 8, motor 4 (paper: 18/12/4)
     ncp_sparsity: float = 0.5  # ncps's default; fanouts 6/4, close to the paper's NCP
     ncp_seed: int = 22222  # ncps's default wiring seed; the masks are saved with the weights
+    # Motor neurons (the NCP's output layer), read out to the 4 commands by a Linear. 4: one
+    # per command, no slack (checkpoints before the field). In some training seeds one
+    # command (`down`) then finds no motor neuron and stays at its mean (docs/cfc_stall.md).
+    ncp_motor: int = COMMAND_SIZE
     cfc_mode: str = "default"  # gated CfC; no_gate/pure are ablations
     nominal_dt: float = NOMINAL_DT  # seconds: the 10 Hz control rate the expert demonstrates
     # 0: size the dense CfC / LSTM / GRU / CNN hidden layers to match the wired CfC policy's
@@ -159,6 +163,11 @@ class NavPolicyConfig:
         if not COMMAND_SIZE + 3 <= self.ncp_units <= MAX_UNITS:
             raise ValueError(
                 f"ncp_units must be >= {COMMAND_SIZE + 3} and <= {MAX_UNITS}, got {self.ncp_units}"
+            )
+        if not COMMAND_SIZE <= self.ncp_motor <= self.ncp_units - 3:
+            raise ValueError(
+                f"ncp_motor must be in {COMMAND_SIZE}..ncp_units - 3 (inter and command neurons "
+                f"need >= 3), got {self.ncp_motor} with ncp_units {self.ncp_units}"
             )
         if not 0.1 <= self.ncp_sparsity <= 0.9:
             raise ValueError(f"ncp_sparsity must be in [0.1, 0.9], got {self.ncp_sparsity}")
@@ -334,17 +343,17 @@ def build_wiring(config: NavPolicyConfig) -> Any:
     """The AutoNCP wiring of `config` (ncps imported here only)."""
     from ncps.wirings import AutoNCP
 
-    return AutoNCP(config.ncp_units, COMMAND_SIZE, config.ncp_sparsity, config.ncp_seed)
+    return AutoNCP(config.ncp_units, config.ncp_motor, config.ncp_sparsity, config.ncp_seed)
 
 
 class NavPolicy(PolicyBase):
-    """Conv head → wired CfC (AutoNCP, 4 motor neurons) → linear readout → 4 commands."""
+    """Conv head → wired CfC (AutoNCP, `ncp_motor` motor neurons) → linear readout → 4 commands."""
 
     def __init__(self, config: NavPolicyConfig | None = None) -> None:
         config = config or NavPolicyConfig()
         super().__init__(config)
         self.cfc = WiredCfCCell(config.feature_size, build_wiring(config), mode=config.cfc_mode)
-        self.readout = nn.Linear(COMMAND_SIZE, COMMAND_SIZE)  # the paper's Dense(4) head
+        self.readout = nn.Linear(config.ncp_motor, COMMAND_SIZE)  # the paper's Dense(4) head
         inter, command, motor = self.cfc.layer_sizes
         self.core_summary = (
             f"wired CfC ({config.cfc_mode}), NCP inter {inter} / command {command} / motor {motor}"

@@ -253,7 +253,7 @@ def _new_round(space: SearchSpace, trainable: Any, out: Path, name: str, trials:
 
 
 @contextlib.contextmanager
-def _sigterm_as_sigint() -> Iterator[None]:
+def sigterm_as_sigint() -> Iterator[None]:
     """SIGTERM stops the run the way Ctrl-C does (Ray Tune saves its state on SIGINT)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -295,7 +295,7 @@ def _progress(out: Path, target: int, echo: Echo) -> Iterator[None]:
 def _fit(tuner: Any, trials: int, out: Path, target: int, echo: Echo) -> None:
     """Run the experiment; Stopped if it ended before all its `trials` were done (Ray marks
     the trials a Ctrl-C left unstarted TERMINATED, so the trials' own records decide)."""
-    with _sigterm_as_sigint(), _progress(out, target, echo):
+    with sigterm_as_sigint(), _progress(out, target, echo):
         grid = tuner.fit()
     for result in grid:
         if result.error is not None and not _recorded(out, Path(result.path).name):

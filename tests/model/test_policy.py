@@ -55,6 +55,24 @@ def test_baselines_match_the_cfc_parameter_count():
         assert estimate_flops(build_policy(NavPolicyConfig(arch=arch))) <= 10_000_000
 
 
+def test_more_motor_neurons_than_commands():
+    config = NavPolicyConfig(ncp_units=28, ncp_motor=8)
+    policy = NavPolicy(config)
+    assert policy.cfc.layer_sizes == (12, 8, 8) and policy.readout.in_features == 8
+    commands, state = policy(torch.zeros(2, 3, 72, 128, 3, dtype=torch.uint8), None, None)
+    assert commands.shape == (2, 3, 4) and state.shape == (2, 28)
+    cfc = count_parameters(policy)
+    for arch in ("lstm", "cnn"):  # the baselines match the larger core too
+        other = count_parameters(
+            build_policy(NavPolicyConfig(arch=arch, ncp_units=28, ncp_motor=8))
+        )
+        assert abs(other / cfc - 1) <= 0.05
+    assert NavPolicyConfig().ncp_motor == 4  # a checkpoint without the field: one per command
+    for bad in (3, 26):
+        with pytest.raises(ValueError, match=r"ncp_motor must be in 4\.\.ncp_units - 3"):
+            NavPolicyConfig(ncp_units=28, ncp_motor=bad)
+
+
 @pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])
 def test_matched_hidden_formulas_equal_the_built_cores(mode):
     # matched_hidden sizes each core from a formula; the built modules must agree with it

@@ -119,6 +119,27 @@ def test_tiny_sweep_end_to_end(tiny_data, tmp_path):
     evals = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/eval.json")]
     assert all(r["tasks"] == ["reach", "reacquire"] for r in evals) and len(evals) == 2
     assert "`TASK:SHIFT` are the other tasks" in (tmp_path / "docs" / "results.md").read_text()
+    _pages_come_back_from_the_stored_runs(tmp_path, [*argv, "--tasks", "reach,reacquire"])
+
+
+def _pages_come_back_from_the_stored_runs(tmp_path, argv):
+    """--report-only: the store alone (no run folder, no Ray) rewrites the same pages."""
+    import shutil
+
+    docs, store = tmp_path / "docs", tmp_path / "docs" / "compare"
+    stored = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
+    packed = [p for p in stored if p.endswith("_seed0/eval.json.gz")]
+    assert [p.split("_")[0] for p in packed] == ["cfc", "cnn"], stored
+    assert sum(p.startswith("lr_grid/") for p in stored) == 4  # 2 archs x 2 lrs, metrics only
+    before = json.loads((docs / "results.json").read_text())
+    shutil.rmtree(tmp_path / "runs")
+    (docs / "results.json").unlink()
+    compare_archs.main([*argv, "--report-only"])
+    again = json.loads((docs / "results.json").read_text())
+    assert again["archs"] == before["archs"] and again["paired"] == before["paired"]
+    assert not (tmp_path / "runs").exists()  # nothing trained, nothing flown
+    with pytest.raises(SystemExit, match=r"--report-only, but .* lacks runs lr_grid/gru_lr"):
+        compare_archs.main([*argv, "--archs", "cfc,gru", "--report-only"])
 
 
 def test_columns_name_the_task_and_only_reach_shifts_are_averaged():

@@ -38,7 +38,11 @@ def test_the_shipped_and_the_tiny_space_load():
     assert {"arch", "ncp_seed", "conv_head", "lr", "seq_len", "augment"} <= {
         d.name for d in small.dimensions
     }
-    assert small.conv_heads["patch4"].strides[0] == 4 and len(small.train.seeds) == 2
+    assert (
+        small.conv_heads["patch4"].strides[0] == 4
+        and small.train.seeds == (0,)
+        and small.eval.seed not in (12345, 4242)
+    )
     small.check_frames(72, 128, longest_episode=100)  # the shipped data's frames
     tiny = load_space(TINY_SPACE)
     tiny.check_frames(24, 32, longest_episode=40)
