@@ -121,11 +121,22 @@ def probe(checkpoint: Path, episodes: list, frames_for_head: int = 1024) -> dict
     }
 
 
+def flown_none(run_dir: Path) -> dict:
+    """The `none` row of `edgeliquid eval --json` in the run folder (eval_none.json, or the
+    all-shift eval.json of scripts/train_shipped.py), for runs not evaluated by `train`."""
+    for name in ("eval_none.json", "eval.json"):
+        if (run_dir / name).is_file():
+            rows = json.loads((run_dir / name).read_text())["results"]
+            return next(r for r in rows if r["shift"] == "none")
+    raise SystemExit(f"cfc_stall: {run_dir} has no closed-loop eval (eval_none.json)")
+
+
 def summarise(run_dirs: list[Path], episodes: list) -> list[dict]:
     """Per-seed rows: best val loss and curve, closed-loop success, the probe of best.pt."""
     rows = []
     for run_dir in run_dirs:
         metrics = json.loads((run_dir / "metrics.json").read_text())
+        none = metrics.get("eval_none") or flown_none(run_dir)
         rows.append(
             {
                 "seed": metrics["train_config"]["seed"],
@@ -135,9 +146,9 @@ def summarise(run_dirs: list[Path], episodes: list) -> list[dict]:
                 "val_curve": [round(h["val_loss"], 4) for h in metrics["history"]],
                 "train_minutes": round(metrics["train_seconds"] / 60, 1),
                 "param_count": metrics["param_count"],
-                "none_success": metrics["eval_none"]["success_rate"],
-                "none_episodes": metrics["eval_none"]["episodes"],
-                "none_ci95": metrics["eval_none"].get("success_ci95"),
+                "none_success": none["success_rate"],
+                "none_episodes": none["episodes"],
+                "none_ci95": none.get("success_ci95"),
                 **probe(run_dir / "best.pt", episodes),
             }
         )

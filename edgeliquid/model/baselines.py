@@ -39,7 +39,7 @@ from edgeliquid.model.policy import NavPolicy, NavPolicyConfig, PolicyBase, buil
 @functools.lru_cache(maxsize=16)
 def _cfc_core_parameters(config: NavPolicyConfig) -> int:
     cell = WiredCfCCell(config.feature_size, build_wiring(config), mode=config.cfc_mode)
-    return count_parameters(cell) + config.ncp_motor * COMMAND_SIZE + COMMAND_SIZE  # + readout
+    return count_parameters(cell) + config.motor_neurons * COMMAND_SIZE + COMMAND_SIZE  # + readout
 
 
 # Core + readout parameters of each core for `inputs` input features and hidden size `h`.

@@ -31,8 +31,9 @@ _RESERVED = ("format", "version", "config", "state_dict")
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 # Config fields added after version-1 files were written, with the value that rebuilds such a
 # file as it was trained (a missing key must not pick up today's default).
-# BatchNorm in the conv head and per-frame input normalisation came with issue 12
-_BEFORE_FIELD = {"conv_norm": "none", "input_norm": "fixed"}
+# BatchNorm in the conv head, per-frame input normalisation and the motor count came with
+# issue 12
+_BEFORE_FIELD = {"conv_norm": "none", "input_norm": "fixed", "ncp_motor": 4}
 
 
 def _check_plain(value: Any, where: str) -> None:

@@ -69,13 +69,14 @@ class NavPolicyConfig:
     conv_norm: str = "batch"
     feature_size: int = 32  # inputs to the recurrent core (the drone paper used 128)
     feature_dropout: float = 0.1  # as the drone paper; only active in train()
-    ncp_units: int = 24  # AutoNCP: inter 12, command 8, motor 4 (paper: 18/12/4)
+    ncp_units: int = 28  # AutoNCP: inter 12, command 8, motor 8 (paper: 18/12/4)
     ncp_sparsity: float = 0.5  # ncps's default; fanouts 6/4, close to the paper's NCP
     ncp_seed: int = 22222  # ncps's default wiring seed; the masks are saved with the weights
-    # Motor neurons (the NCP's output layer), read out to the 4 commands by a Linear. 4: one
-    # per command, no slack (checkpoints before the field). In some training seeds one
-    # command (`down`) then finds no motor neuron and stays at its mean (docs/cfc_stall.md).
-    ncp_motor: int = COMMAND_SIZE
+    # Motor neurons (the NCP's output layer), read out to the 4 commands by a Linear. With 4,
+    # one per command and no slack (checkpoints before the field), a training seed could
+    # leave one command (`down`) on no motor neuron, stuck at its mean (docs/cfc_stall.md).
+    # 0: a third of ncp_units, at least one and at most two per command (`motor_neurons`).
+    ncp_motor: int = 0
     cfc_mode: str = "default"  # gated CfC; no_gate/pure are ablations
     nominal_dt: float = NOMINAL_DT  # seconds: the 10 Hz control rate the expert demonstrates
     # 0: size the dense CfC / LSTM / GRU / CNN hidden layers to match the wired CfC policy's
@@ -164,10 +165,10 @@ class NavPolicyConfig:
             raise ValueError(
                 f"ncp_units must be >= {COMMAND_SIZE + 3} and <= {MAX_UNITS}, got {self.ncp_units}"
             )
-        if not COMMAND_SIZE <= self.ncp_motor <= self.ncp_units - 3:
+        if self.ncp_motor and not COMMAND_SIZE <= self.ncp_motor <= self.ncp_units - 3:
             raise ValueError(
-                f"ncp_motor must be in {COMMAND_SIZE}..ncp_units - 3 (inter and command neurons "
-                f"need >= 3), got {self.ncp_motor} with ncp_units {self.ncp_units}"
+                f"ncp_motor must be 0 (auto) or in {COMMAND_SIZE}..ncp_units - 3 (inter and "
+                f"command neurons need >= 3), got {self.ncp_motor} with ncp_units {self.ncp_units}"
             )
         if not 0.1 <= self.ncp_sparsity <= 0.9:
             raise ValueError(f"ncp_sparsity must be in [0.1, 0.9], got {self.ncp_sparsity}")
@@ -196,6 +197,11 @@ class NavPolicyConfig:
                 f"conv ({conv:,}) + feature ({dense:,}) weights exceed {MAX_WEIGHTS:,}: the "
                 f"{h}x{w}x{outs[-1]} last conv map is too large (more stride, fewer channels)"
             )
+
+    @property
+    def motor_neurons(self) -> int:
+        """The NCP's motor neurons: `ncp_motor`, or for 0 a third of the units, 4..8."""
+        return self.ncp_motor or min(2 * COMMAND_SIZE, max(COMMAND_SIZE, self.ncp_units // 3))
 
     def conv_output_size(self) -> tuple[int, int]:
         """(height, width) of the last conv map (padding k // 2 on every layer)."""
@@ -343,17 +349,17 @@ def build_wiring(config: NavPolicyConfig) -> Any:
     """The AutoNCP wiring of `config` (ncps imported here only)."""
     from ncps.wirings import AutoNCP
 
-    return AutoNCP(config.ncp_units, config.ncp_motor, config.ncp_sparsity, config.ncp_seed)
+    return AutoNCP(config.ncp_units, config.motor_neurons, config.ncp_sparsity, config.ncp_seed)
 
 
 class NavPolicy(PolicyBase):
-    """Conv head → wired CfC (AutoNCP, `ncp_motor` motor neurons) → linear readout → 4 commands."""
+    """Conv head → wired CfC (AutoNCP, `motor_neurons`) → linear readout → 4 commands."""
 
     def __init__(self, config: NavPolicyConfig | None = None) -> None:
         config = config or NavPolicyConfig()
         super().__init__(config)
         self.cfc = WiredCfCCell(config.feature_size, build_wiring(config), mode=config.cfc_mode)
-        self.readout = nn.Linear(config.ncp_motor, COMMAND_SIZE)  # the paper's Dense(4) head
+        self.readout = nn.Linear(config.motor_neurons, COMMAND_SIZE)  # the paper's Dense(4) head
         inter, command, motor = self.cfc.layer_sizes
         self.core_summary = (
             f"wired CfC ({config.cfc_mode}), NCP inter {inter} / command {command} / motor {motor}"

@@ -168,7 +168,7 @@ def test_info_describes_the_default_policy():
     params = int(fields["parameters"].replace(",", ""))
     assert 15_000 <= params <= 25_000 and float(fields["MFLOP/step"]) <= 10.0
     assert fields["arch"].startswith("cfc") and fields["input"].startswith("72x128")
-    assert fields["state size"] == "24"
+    assert fields["state size"] == "28"
 
 
 def test_info_reads_a_checkpoint_and_the_arch_option(tmp_path):

@@ -15,6 +15,7 @@ from edgeliquid.model.baselines import (
     LSTMPolicy,
     build_policy,
 )
+from edgeliquid.model.checkpoint import load_checkpoint, save_checkpoint
 from edgeliquid.model.flops import count_parameters, estimate_flops
 from edgeliquid.model.policy import ARCHS, NavPolicy, NavPolicyConfig
 
@@ -43,7 +44,7 @@ def test_default_cfc_policy_size_and_flops():
     assert 15_000 <= params <= 25_000
     assert flops <= 10_000_000
     assert flops > 2 * sum(p.numel() for p in policy.head.convs.parameters())  # convs slide
-    assert policy.state_size == 24 and policy.cfc.layer_sizes == (12, 8, 4)
+    assert policy.state_size == 28 and policy.cfc.layer_sizes == (12, 8, 8)
 
 
 def test_baselines_match_the_cfc_parameter_count():
@@ -55,7 +56,7 @@ def test_baselines_match_the_cfc_parameter_count():
         assert estimate_flops(build_policy(NavPolicyConfig(arch=arch))) <= 10_000_000
 
 
-def test_more_motor_neurons_than_commands():
+def test_more_motor_neurons_than_commands(tmp_path):
     config = NavPolicyConfig(ncp_units=28, ncp_motor=8)
     policy = NavPolicy(config)
     assert policy.cfc.layer_sizes == (12, 8, 8) and policy.readout.in_features == 8
@@ -67,9 +68,21 @@ def test_more_motor_neurons_than_commands():
             build_policy(NavPolicyConfig(arch=arch, ncp_units=28, ncp_motor=8))
         )
         assert abs(other / cfc - 1) <= 0.05
-    assert NavPolicyConfig().ncp_motor == 4  # a checkpoint without the field: one per command
+    _a_checkpoint_from_before_the_field_keeps_4(tmp_path)
+
+
+def _a_checkpoint_from_before_the_field_keeps_4(tmp_path):
+    old = NavPolicy(NavPolicyConfig(ncp_units=24, ncp_motor=4))
+    save_checkpoint(tmp_path / "old.pt", old)
+    raw = torch.load(tmp_path / "old.pt", weights_only=True)
+    del raw["config"]["ncp_motor"]  # as files written before it
+    torch.save(raw, tmp_path / "old.pt")
+    loaded, _ = load_checkpoint(tmp_path / "old.pt")
+    assert loaded.config.ncp_motor == 4 and loaded.cfc.layer_sizes == (12, 8, 4)
     for bad in (3, 26):
-        with pytest.raises(ValueError, match=r"ncp_motor must be in 4\.\.ncp_units - 3"):
+        with pytest.raises(
+            ValueError, match=r"ncp_motor must be 0 \(auto\) or in 4\.\.ncp_units - 3"
+        ):
             NavPolicyConfig(ncp_units=28, ncp_motor=bad)
 
 
@@ -111,7 +124,7 @@ def test_dense_cfc_is_the_wired_cell_without_wiring():
     policy = build_policy(NavPolicyConfig(arch="cfc_dense"))
     assert isinstance(policy, DenseCfCPolicy)
     assert policy.cfc.sparsity_mask is None and policy.cfc.backbone is None
-    assert policy.state_size == policy.hidden_size == 15
+    assert policy.state_size == policy.hidden_size == 17
     assert "dense CfC" in policy.core_summary
 
 
