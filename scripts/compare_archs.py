@@ -195,13 +195,14 @@ def _keep(sweep: Sweep, job: Job, flies: bool) -> None:
 
 def run_jobs(sweep: Sweep, jobs: list[Job], flies: bool) -> dict[str, dict[str, Any]]:
     """Every job's stored records; the missing ones run first on the grid engine."""
-    missing = [job for job in jobs if stored(sweep, job, flies) is None]
+    records = {job.name: stored(sweep, job, flies) for job in jobs}
+    missing = [job for job in jobs if records[job.name] is None]
     if missing and sweep.report_only:
         names = ", ".join(job.name for job in missing)
         raise SystemExit(f"compare_archs: --report-only, but {sweep.store} lacks runs {names}")
     if missing:
         _run_missing(sweep, missing, flies)
-    records = {job.name: stored(sweep, job, flies) for job in jobs}
+        records |= {job.name: stored(sweep, job, flies) for job in missing}
     return {name: record for name, record in records.items() if record is not None}
 
 

@@ -216,7 +216,7 @@ def _trainable_for(space: SearchSpace, record: dict[str, Any], out: Path) -> Any
     return tune.with_resources(bound, {"cpu": study.cpus_per_trial, "gpu": study.gpus_per_trial})
 
 
-def _trial_folder(trial: Any) -> str:
+def trial_folder(trial: Any) -> str:
     return f"ray-{trial.trial_id}"  # Ray's own files; ours are in trials/ID
 
 
@@ -241,7 +241,7 @@ def _new_round(space: SearchSpace, trainable: Any, out: Path, name: str, trials:
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=search, num_samples=trials, trial_dirname_creator=_trial_folder
+            search_alg=search, num_samples=trials, trial_dirname_creator=trial_folder
         ),
         run_config=tune.RunConfig(
             name=name,
@@ -310,7 +310,7 @@ def _fit(tuner: Any, trials: int, out: Path, target: int, echo: Echo) -> None:
 
 
 def _recorded(out: Path, ray_folder: str) -> bool:
-    """The trial in Ray's folder `ray-ID` (`_trial_folder`) wrote its metrics.json."""
+    """The trial in Ray's folder `ray-ID` (`trial_folder`) wrote its metrics.json."""
     return (out / TRIALS / ray_folder.removeprefix("ray-") / "metrics.json").is_file()
 
 

@@ -23,7 +23,7 @@ from edgeliquid.episodes import atomic_write
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.pool import Stopped
 from edgeliquid.training.config import TrainConfig
-from edgeliquid.tune.engine import connected, sigterm_as_sigint
+from edgeliquid.tune.engine import connected, sigterm_as_sigint, trial_folder
 
 Echo = Callable[[str], None]
 
@@ -139,7 +139,7 @@ def run_grid(
         tuner = tune.Tuner(
             trainable,
             param_space={"job": tune.grid_search(list(by_name))},
-            tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: f"ray-{t.trial_id}"),
+            tune_config=tune.TuneConfig(trial_dirname_creator=trial_folder),
             run_config=tune.RunConfig(
                 name=time.strftime("grid-%Y%m%d-%H%M%S"),
                 storage_path=str(out.resolve() / "ray"),
