@@ -53,6 +53,13 @@ def tune_command(
     cpus: Annotated[
         int | None, typer.Option(help="CPUs of the local Ray.", show_default="all")
     ] = None,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="An exported model to measure on the same plan and show beside the front "
+            "(repeat for more; e.g. models/nav_cfc.onnx)."
+        ),
+    ] = None,
 ) -> None:
     """Search a space file for policies on the success x latency front (Ray Tune + Optuna)."""
     missing = missing_extras()
@@ -65,7 +72,7 @@ def tune_command(
         raise EdgeLiquidError("--cpus sizes a local Ray; a cluster at --address has its own")
     from edgeliquid.tune.engine import TuneRequest, run_study
 
-    request = TuneRequest(space, tuple(data), out, trials, address, cpus)
+    request = TuneRequest(space, tuple(data), out, trials, address, cpus, tuple(reference or ()))
     best = run_study(request, echo=typer.echo)
     if best is None:
         raise EdgeLiquidError(f"no trial succeeded; see the trials' metrics.json in {out}")

@@ -44,6 +44,7 @@ from edgeliquid.episodes import atomic_write
 from edgeliquid.errors import EdgeLiquidError
 from edgeliquid.pool import Stopped
 from edgeliquid.tune.front import TRIALS, load_trials, trial_line, write_report
+from edgeliquid.tune.reference import check_references, measured
 from edgeliquid.tune.space import SearchSpace
 from edgeliquid.tune.spacefile import load_space
 from edgeliquid.tune.trial import REPORTED, run_trial
@@ -65,6 +66,7 @@ class TuneRequest:
     trials: int = 16
     address: str | None = None  # ray://HOST:PORT; None: a local Ray on this machine
     cpus: int | None = None  # the local Ray's CPUs (None: all of them)
+    references: tuple[Path, ...] = ()  # exported models measured onto the front (reference.py)
 
 
 # -- before Ray: everything a user can get wrong ---------------------------------------------
@@ -91,6 +93,7 @@ def prepare(request: TuneRequest) -> tuple[SearchSpace, dict[str, Any]]:
             f"--trials and --cpus must be >= 1, got {request.trials}, {request.cpus}"
         )
     out = check_out_dir(request.out, "--out")
+    check_references(request.references)
     try:
         space = load_space(request.space_path)
     except OSError as e:
@@ -344,4 +347,5 @@ def run_study(request: TuneRequest, echo: Echo = print) -> dict[str, Any] | None
             _fit(tuner, left, out, request.trials, echo)
     if not finished(out):
         return None
+    measured(out, space, request.references, echo)  # after Ray: nothing runs beside the timing
     return write_report(out, record)

@@ -5,7 +5,9 @@ beside them: `front.md` (the front, then every trial: success, worst seed, p50 l
 parameters, file size, the point of the space), `front.png` (success against latency, the
 front highlighted) and `best.onnx` (+ its `.sha256`), the front's most successful trial's
 exported file, ready for `edgeliquid run`. A trial is on the front when no other trial is at
-least as successful and at least as fast, and better in one of the two.
+least as successful and at least as fast, and better in one of the two. Reference models
+(`reference.py`, measured on the same plan) are listed and drawn beside the trials, each with
+the trials that dominate it; they never change the front or best.onnx.
 """
 
 from __future__ import annotations
@@ -92,7 +94,37 @@ HEADER = (
 )
 
 
-def markdown(trials: Sequence[dict[str, Any]], study: dict[str, Any]) -> str:
+def _reference_row(ref: dict[str, Any], trials: Sequence[dict[str, Any]]) -> str:
+    better = [t["id"] for t in trials if t["status"] == "ok" and dominates(t, ref)]
+    standing = f"dominated by {', '.join(better)}" if better else "on the front"
+    shifts = ", ".join(f"{k} {v:.2f}" for k, v in ref["success_per_shift"].items())
+    return (
+        f"| {ref['id']} ({ref['arch']}) | {ref['success']:.2f} | {ref['latency_us']:.0f} "
+        f"| {ref['params']:,} | {ref['size_bytes'] / 1024:.1f} | {shifts} | {standing} |"
+    )
+
+
+def _references(refs: Sequence[dict[str, Any]], trials: Sequence[dict[str, Any]]) -> list[str]:
+    if not refs:
+        return []
+    return [
+        "## Reference models",
+        "",
+        "Measured on the same eval plan and timed the same way, but trained on their own "
+        "recipe, not on the space's budget.",
+        "",
+        "| model | success | p50 µs | params | KB | per shift | against the trials |",
+        "|---|---:|---:|---:|---:|---|---|",
+        *[_reference_row(r, trials) for r in refs],
+        "",
+    ]
+
+
+def markdown(
+    trials: Sequence[dict[str, Any]],
+    study: dict[str, Any],
+    references: Sequence[dict[str, Any]] = (),
+) -> str:
     front = pareto_front(trials)
     best = best_trial(front)
     plan, seeds = study["space"]["eval"], study["space"]["train"]["seeds"]
@@ -117,12 +149,16 @@ def markdown(trials: Sequence[dict[str, Any]], study: dict[str, Any]) -> str:
     ]
     if best is not None:
         lines += [f"`best.onnx` is trial {best['id']}'s `{best['model']}`.", ""]
+    lines += _references(references, trials)
     lines += ["## All trials", "", HEADER, *[_row(t, best) for t in trials], ""]
     return "\n".join(lines)
 
 
-def plot(trials: Sequence[dict[str, Any]], path: Path) -> None:
-    """Success against p50 latency: every trial, the front as a step line, best.onnx starred."""
+def plot(
+    trials: Sequence[dict[str, Any]], path: Path, references: Sequence[dict[str, Any]] = ()
+) -> None:
+    """Success against p50 latency: every trial, the front as a step line, best.onnx starred,
+    reference models as labelled diamonds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,9 +190,15 @@ def plot(trials: Sequence[dict[str, Any]], path: Path) -> None:
             zorder=5,
             label="best.onnx",
         )
+    for i, ref in enumerate(references):
+        point = (ref["latency_us"], ref["success"])
+        label = "reference model" if i == 0 else None
+        ax.scatter(*point, marker="D", s=60, c="tab:blue", zorder=6, label=label)
+        ax.annotate(ref["id"], point, fontsize=8, xytext=(5, 4), textcoords="offset points")
     ax.set_xlabel("p50 step latency, µs (ONNX Runtime, one thread)")
     ax.set_ylabel("closed-loop success (mean over seeds and shifts)")
     ax.set_ylim(-0.03, 1.03)
+    ax.margins(x=0.1)  # room for the labels of the points at either end
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best")
     fig.tight_layout()
@@ -167,10 +209,11 @@ def plot(trials: Sequence[dict[str, Any]], path: Path) -> None:
 def write_report(run_dir: Path, study: dict[str, Any]) -> dict[str, Any] | None:
     """front.md, front.png and best.onnx from the finished trials; the best trial (or None)."""
     from edgeliquid.export.graph import save_bytes
+    from edgeliquid.tune.reference import load_references
 
-    trials = load_trials(run_dir)
-    atomic_write(run_dir / "front.md", markdown(trials, study).encode())
-    plot(trials, run_dir / "front.png")
+    trials, references = load_trials(run_dir), load_references(run_dir)
+    atomic_write(run_dir / "front.md", markdown(trials, study, references).encode())
+    plot(trials, run_dir / "front.png", references)
     best = best_trial(pareto_front(trials))
     if best is not None:
         model = run_dir / TRIALS / best["id"] / best["model"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,12 @@ def _check_fits(cpus_per_job: float, gpus_per_job: float) -> None:
         )
 
 
+def _absolute(job: GridJob) -> GridJob:
+    """The job with its paths resolved here: a Ray worker runs in its own trial folder."""
+    data = tuple(d.resolve() for d in job.data)
+    return replace(job, run_dir=job.run_dir.resolve(), data=data)
+
+
 def run_grid(
     jobs: list[GridJob],
     out: Path,
@@ -130,7 +136,7 @@ def run_grid(
     EdgeLiquidError naming the jobs that failed, Stopped if a signal ended the grid early."""
     if not jobs:
         return
-    by_name = {job.name: job for job in jobs}
+    by_name = {job.name: _absolute(job) for job in jobs}
     bound = tune.with_parameters(_trainable, jobs=by_name)
     trainable = tune.with_resources(bound, {"cpu": cpus_per_job, "gpu": gpus_per_job})
     with connected(address, cpus), sigterm_as_sigint():

@@ -4,6 +4,7 @@ and a run the local Ray cannot place is refused instead of waiting forever."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -25,13 +26,15 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 @pytest.mark.timeout(240)
-def test_a_failed_run_is_named_and_the_others_are_kept(tiny_data, tmp_path):
+def test_a_failed_run_is_named_and_the_others_are_kept(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as on compare_archs's command line
+    data = Path(os.path.relpath(tiny_data, tmp_path))
     plan = FlightPlan(episodes=1, seed=777, shifts=("none",), workers=1)
-    good = GridJob("good", tmp_path / "good", (tiny_data,), TrainConfig(**TINY), plan)
-    bad = GridJob("bad", tmp_path / "bad", (tmp_path / "no-data",), TrainConfig(**TINY), plan)
+    good = GridJob("good", Path("good"), (data,), TrainConfig(**TINY), plan)
+    bad = GridJob("bad", Path("bad"), (Path("no-data"),), TrainConfig(**TINY), plan)
     lines: list[str] = []
-    with pytest.raises(EdgeLiquidError, match=r"1 of 2 runs failed: .*bad/train.log$"):
-        run_grid([good, bad], tmp_path, cpus=2, echo=lines.append)
+    with pytest.raises(EdgeLiquidError, match=rf"1 of 2 runs failed: {tmp_path}/bad/train.log$"):
+        run_grid([good, bad], Path("."), cpus=2, echo=lines.append)
     metrics = json.loads((tmp_path / "good" / "metrics.json").read_text())
     report = json.loads((tmp_path / "good" / "eval.json").read_text())
     assert metrics["train_config"]["epochs"] == 1 and len(report["episode_results"]) == 1

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import tomllib
 from helpers import one_error_line
+from onnx_fixtures import write_model
 from typer.testing import CliRunner
 
 from edgeliquid.cli import app
@@ -106,9 +107,12 @@ def test_tune_writes_the_front_and_a_rerun_continues_the_study(tiny_data, tmp_pa
     first = _seed_checkpoints(out)
     assert len(first) == 4  # 2 trials x 2 seeds
 
-    code, stdout, stderr = _run(_command(tiny_data, out, trials=4))
+    reference = write_model(tmp_path / "shipped.onnx", height=24, width=32)
+    args = [*_command(tiny_data, out, trials=4), "--reference", str(reference)]
+    code, stdout, stderr = _run(args)
     assert code == 0, stderr
     print(stdout)
+    assert re.search(r"^reference shipped: success \d\.\d\d \| p50 \d+ µs", stdout, re.M)
     assert stdout.startswith(f"tune: 2 of 4 trials already finished in {out}")
     assert "trial 1/4" not in stdout and re.search(r"^trial 4/4 ", stdout, re.M)
     trials = _finished(out)
@@ -122,6 +126,7 @@ def test_tune_writes_the_front_and_a_rerun_continues_the_study(tiny_data, tmp_pa
 
     page = (out / "front.md").read_text()
     assert "## Pareto front" in page and "4 finished trials (0 failed)" in page
+    assert "| shipped (fixture) | " in page.split("## Reference models")[1]
     assert (out / "front.png").read_bytes()[:4] == b"\x89PNG"
     _fly(out / "best.onnx")
 
@@ -184,6 +189,11 @@ def test_bad_space_missing_data_and_a_file_as_out_are_one_line(tiny_data, tmp_pa
     missing = tmp_path / "missing.yaml"
     line = one_error_line(_tune(str(missing), "--data", str(tiny_data), "--out", str(out)))
     assert f"cannot read the space file {missing}" in line
+    ref = tmp_path / "shipped.onnx"
+    line = one_error_line(
+        _tune(str(SPACE), "--data", str(tiny_data), "--out", str(out), "--reference", str(ref))
+    )
+    assert f"--reference {ref}: no such file" in line
     assert not out.exists()
     small = REPO / "configs" / "tune-small.yaml"  # 2 CPUs a trial
     line = one_error_line(
