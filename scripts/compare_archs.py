@@ -138,13 +138,32 @@ def _train_config(sweep: Sweep, job: Job) -> TrainConfig:
     )
 
 
+def _same_data(recorded: dict[str, Any], data: Path) -> bool:
+    """The run was trained on this data: this very folder, or (a clone elsewhere, whose
+    paths differ) a folder of the same name collected the same way. Without the folder
+    (--report-only from the store alone) the name has to do."""
+    from edgeliquid.episodes import read_manifest
+    from edgeliquid.training.data import DATA_KEYS
+
+    where = Path(recorded["dir"])
+    if where.resolve() == data.resolve():
+        return True
+    if where.name != data.name:
+        return False
+    if not data.is_dir():
+        return True
+    manifest = read_manifest(data)
+    same = all(manifest.get(k) == recorded[k] for k in DATA_KEYS if k in recorded)
+    return same and len(manifest["episodes"]) == recorded["episodes"]
+
+
 def _check_reused(sweep: Sweep, job: Job, metrics: dict[str, Any], where: Path) -> None:
     """A finished run is reused only if it was trained as this job asks."""
     want = {"arch": job.arch, "seed": job.seed, "lr": job.lr, "epochs": sweep.epochs}
     want["input_norm"] = sweep.input_norm
     got = {k: metrics["train_config"].get(k) for k in want}
     got["input_norm"] = got["input_norm"] or "fixed"
-    if got != want or Path(metrics["data"]["dir"]) != sweep.data:
+    if got != want or not _same_data(metrics["data"], sweep.data):
         raise SystemExit(
             f"compare_archs: {where} was trained with {got} on {metrics['data']['dir']}, "
             f"this sweep needs {want} on {sweep.data}: use another --out (or --docs)"
@@ -244,7 +263,9 @@ def choose_lrs(sweep: Sweep) -> tuple[dict[str, float], dict[str, dict[str, floa
     if not sweep.lr_grid:
         return {arch: sweep.lr for arch in sweep.archs}, {}
     jobs = [
-        Job(arch, sweep.lr_seed, lr, f"lr_grid/{arch}_lr{lr:g}_seed{sweep.lr_seed}")
+        Job(
+            arch, sweep.lr_seed, lr, f"lr_grid/{arch}_lr{lr:g}_ep{sweep.epochs}_seed{sweep.lr_seed}"
+        )
         for arch in sweep.archs
         for lr in sweep.lr_grid
     ]
@@ -258,7 +279,7 @@ def choose_lrs(sweep: Sweep) -> tuple[dict[str, float], dict[str, dict[str, floa
 
 def final_jobs(sweep: Sweep, lrs: dict[str, float]) -> list[Job]:
     return [
-        Job(arch, seed, lrs[arch], f"{arch}_lr{lrs[arch]:g}_seed{seed}")
+        Job(arch, seed, lrs[arch], f"{arch}_lr{lrs[arch]:g}_ep{sweep.epochs}_seed{seed}")
         for seed in range(sweep.seeds)
         for arch in sweep.archs
     ]

@@ -154,3 +154,21 @@ def test_columns_name_the_task_and_only_reach_shifts_are_averaged():
     assert compare_report.shifted_columns(columns) == [1]
     with pytest.raises(SystemExit, match="unknown task 'hike'"):
         compare_archs.main(["--data", "x", "--tasks", "reach,hike"])
+
+
+def test_stored_runs_are_matched_to_the_data_by_what_it_is_not_where(tmp_path):
+    """A clone elsewhere (another path) reuses the store; other data is refused."""
+    from edgeliquid.episodes import read_manifest
+    from edgeliquid.training.collect import CollectConfig, collect
+
+    data = tmp_path / "shipped"
+    collect(data, CollectConfig(episodes=2, seed=3, height=24, width=32, hover_s=0.0))
+    manifest = read_manifest(data)
+    recorded = {"dir": "/elsewhere/shipped", "episodes": 2, "seed": manifest["seed"]}
+    recorded |= {"hover_s": manifest["hover_s"]}
+    assert compare_archs._same_data({**recorded, "dir": str(data)}, data)
+    assert compare_archs._same_data(recorded, data)  # moved, collected the same way
+    assert not compare_archs._same_data({**recorded, "seed": 4}, data)
+    assert not compare_archs._same_data({**recorded, "episodes": 3}, data)
+    assert not compare_archs._same_data({**recorded, "dir": "/elsewhere/other"}, data)
+    assert compare_archs._same_data(recorded, tmp_path / "gone" / "shipped")  # report-only
