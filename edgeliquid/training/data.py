@@ -16,7 +16,7 @@ from edgeliquid.contract import NOMINAL_DT
 from edgeliquid.episodes import load_dataset, read_manifest
 from edgeliquid.errors import EdgeLiquidError
 
-DATA_KEYS = ("seed", "shift", "task", "dt_jitter", "action_noise", "hover_s")  # per folder
+DATA_KEYS = ("seed", "shift", "task", "dt_jitter", "action_noise", "hover_s", "randomize")
 POLICY_KEYS = ("policy", "policy_sha256", "beta", "beta_per")  # a DAgger folder's flyer
 
 
