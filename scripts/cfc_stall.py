@@ -97,12 +97,13 @@ def probe(checkpoint: Path, episodes: list, frames_for_head: int = 1024) -> dict
     model, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt.get("train_config") or {"seq_len": 32, "seq_shift": 16, "val_fraction": 0.1}
     seed = cfg.get("seed", 0)
+    split_seed = seed if cfg.get("val_seed") is None else cfg["val_seed"]
     _, val = split_windows(
         episodes,
         cfg["seq_len"],
         cfg["seq_shift"],
         cfg["val_fraction"],
-        seed,
+        split_seed,
         model.config.nominal_dt,
     )
     error, steps, head_frames = torch.zeros(4), 0, []

@@ -7,8 +7,9 @@ ones a user would type:
 
 1. `edgeliquid collect`: expert flights with timing variation (--dt-jitter), smooth action
    noise (recoveries) and 2 s of hover after arrival (so stopping is in the data), per-episode
-   randomised light and palettes (--randomize; ranges exclude the eval shifts), no OOD
-   shift; collect seed 1;
+   randomised light and palettes (--randomize; ranges exclude the eval shifts) and decoys
+   (--decoys: boxes, off-colour spheres on poles, odd-coloured trees; never the
+   distractors or autumn preset), no OOD shift; collect seed 1;
 2. `edgeliquid train`: the CfC policy from scratch (BatchNorm head, per-frame input
    normalisation, strong per-window augmentation, 18 epochs under a 15-minute cap), wall time
    measured on this machine;
@@ -62,6 +63,7 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
             "--hover",
             str(a.hover),
             "--randomize" if a.randomize else "--no-randomize",
+            "--decoys" if a.decoys else "--no-decoys",
             "--workers",
             "2",
         ],
@@ -189,7 +191,7 @@ def onnx_card(a: argparse.Namespace, cmds: dict, pretty: dict, none_pt: float) -
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=Path("data/shipped"))
+    p.add_argument("--data", type=Path, default=Path("data/decoys"))
     p.add_argument("--run", type=Path, default=Path("runs/shipped"))
     p.add_argument("--out", type=Path, default=Path("models"))
     p.add_argument("--episodes", type=int, default=300)
@@ -202,6 +204,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="collect with per-episode randomised light and palettes",
+    )
+    p.add_argument(
+        "--decoys",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="collect with look-alikes of the target (sim.decoys; never an eval preset)",
     )
     p.add_argument("--train-seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=18)

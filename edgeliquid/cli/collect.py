@@ -33,6 +33,10 @@ def collect_command(
     randomize: Annotated[
         bool, typer.Option(help="Per-episode light and palettes (ranges exclude the eval shifts).")
     ] = False,
+    decoys: Annotated[
+        bool,
+        typer.Option(help="Look-alikes of the target: boxes, off-colour spheres, odd trees."),
+    ] = False,
     workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
     height: Annotated[int, typer.Option(help="Frame height: the policy's input.")] = 72,
     width: Annotated[int, typer.Option(help="Frame width: the policy's input.")] = 128,
@@ -61,6 +65,7 @@ def collect_command(
         action_noise=action_noise,
         hover_s=hover,
         randomize=randomize,
+        decoys=decoys,
         workers=workers,
         height=height,
         width=width,

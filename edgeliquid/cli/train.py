@@ -66,6 +66,14 @@ def train_command(
     val_fraction: Annotated[
         float | None, typer.Option(help="Share of episodes for validation.", show_default="0.1")
     ] = None,
+    val_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Which episodes are held out; one value for several --seed runs validates "
+            "them on the same episodes.",
+            show_default="--seed",
+        ),
+    ] = None,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop training after this many minutes.")
     ] = None,
@@ -95,6 +103,7 @@ def train_command(
         batch_size=batch_size,
         lr=lr,
         val_fraction=val_fraction,
+        val_seed=val_seed,
     )
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if augment_preset not in ("strong", "paper"):

@@ -17,12 +17,13 @@ STATE_FIELDS order, velocities in the world frame.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from edgeliquid.contract import COMMAND_LIMITS, NOMINAL_DT
+from edgeliquid.sim.decoys import draw_decoys
 from edgeliquid.sim.look import build_look
 from edgeliquid.sim.randomize import draw_appearance
 from edgeliquid.sim.render import Renderer
@@ -80,6 +81,9 @@ class NavEnvConfig:
     # per-episode light and palettes drawn from sim.randomize.RANDOMIZATION (training data
     # only: evaluation never randomises); the scene geometry stays the same
     randomize: bool = False
+    # training-time look-alikes of the target (sim.decoys: boxes, off-colour spheres on poles,
+    # odd-coloured trees; never the distractors or autumn presets); training data only
+    decoys: bool = False
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def __post_init__(self) -> None:
@@ -167,9 +171,13 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         self.appearance = (
             draw_appearance(episode_seed, heading=heading) if self.config.randomize else None
         )
+        self.decoys = draw_decoys(episode_seed, self.scene) if self.config.decoys else None
+        if self.decoys is not None:
+            self.scene = replace(self.scene, decoys=self.decoys.objects)
         self.look = build_look(
-            self.scene, self.shift, r.horizon, r.panorama_width, r.focal, self.appearance
-        )
+            self.scene, self.shift, r.horizon, r.panorama_width, r.focal, self.appearance,
+            self.decoys,
+        )  # fmt: skip
         size = (self.config.height, self.config.width)
         occluders = self.scene.occluders
         a = self.appearance

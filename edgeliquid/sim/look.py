@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -18,6 +19,9 @@ import numpy as np
 from edgeliquid.sim.randomize import Appearance, kelvin_gains
 from edgeliquid.sim.scene import Scene
 from edgeliquid.sim.shifts import DUSK_LIGHT, Shift
+
+if TYPE_CHECKING:  # sim.decoys reads TARGET_COLOR from here
+    from edgeliquid.sim.decoys import Decoys
 
 Color = tuple[int, int, int]
 TEXEL = 0.25  # m per ground texel
@@ -182,9 +186,11 @@ def build_look(
     panorama_width: int,
     focal: float,
     appearance: Appearance | None = None,
+    decoys: Decoys | None = None,
 ) -> Look:
     """The appearance of `scene` under `shift` for a renderer with these dimensions; a
-    randomised `appearance` recolours it and puts its sun in the sky."""
+    randomised `appearance` recolours it and puts its sun in the sky, `decoys` recolour
+    their odd trees."""
     palette = palette_for(shift)
     if appearance is not None:
         palette = randomized_palette(palette, appearance)
@@ -198,7 +204,7 @@ def build_look(
         texture=_rgba(_mix(palette.ground, np.clip(coarse + grain, 0, 1))),
         texture_far=_rgba(_mix(palette.ground, coarse)),
         panorama=_panorama(rng, palette, rows, panorama_width, focal, sun),
-        tree_colors=_tree_colors(scene.trees, palette),
+        tree_colors=_tree_colors(scene.trees, palette, decoys),
     )
 
 
@@ -273,14 +279,18 @@ def _sun_in_sky(
     return sky + glow.astype(np.float32)[..., None] * color
 
 
-def _tree_colors(trees: np.ndarray, palette: Palette) -> np.ndarray:
-    """Per tree: trunk, canopy, highlight and snow colours, varied by the tree's shade."""
+def _tree_colors(trees: np.ndarray, palette: Palette, decoys: Decoys | None) -> np.ndarray:
+    """Per tree: trunk, canopy, highlight and snow colours, varied by the tree's shade; the
+    decoys' odd trees get their canopy's hue turned (deg) and brightened."""
     shade = trees[:, 7:8].astype(np.float32)
     trunk = np.array(palette.trunk, np.float32) * (0.85 + 0.3 * shade)
     leaf0, leaf1 = (np.array(c, np.float32) for c in palette.foliage)
     broadleaf = leaf0 + (leaf1 - leaf0) * shade
     conifer = np.array(palette.conifer, np.float32) * (0.8 + 0.4 * shade)
     canopy = np.where(trees[:, 6:7] == 1, conifer, broadleaf)
+    if decoys is not None:
+        for i, hue, gain in zip(decoys.tree_index, decoys.tree_hue, decoys.tree_gain, strict=True):
+            canopy[i] = _hsv(canopy[i], float(hue), 1.3, float(gain))
     highlight = np.minimum(canopy * 1.2 + 15, 255)
     snow = np.broadcast_to(np.array(SNOW, np.float32), canopy.shape)
     colors = np.stack([trunk, canopy, highlight, snow], axis=1) * palette.light

@@ -129,10 +129,13 @@ class Renderer:
         ]
 
     def _props(self, scene: Scene, look: Look, camera: tuple) -> list[tuple]:
-        """Draw items for the target and the distractors in view (few: scalar maths)."""
-        xy = np.concatenate([scene.target[None, :2], scene.distractors[:, :2]])
-        extent = np.concatenate([[TARGET_RADIUS], scene.distractors[:, 2]])
+        """Draw items for the target, the distractors and the decoys in view (few: scalar
+        maths)."""
+        decoys = scene.decoys
+        xy = np.concatenate([scene.target[None, :2], scene.distractors[:, :2], decoys[:, :2]])
+        extent = np.concatenate([[TARGET_RADIUS], scene.distractors[:, 2], decoys[:, 3]])
         idx, depth, lateral = self._project(xy, extent, camera)
+        first_decoy = 1 + len(scene.distractors)
         items: list[tuple[float, Callable[..., None], tuple]] = []
         for i in idx.tolist():
             d = float(depth[i])
@@ -141,11 +144,18 @@ class Renderer:
             ground = self.cy + camera[2] * scale
             haze = 1.0 - math.exp(-d / look.palette.fog_distance)
             if i == 0:
-                args = _target_args(u, ground, scale, -float(scene.target[2]), look, haze)
-                items.append((d, _paint_target, args))
-            else:
+                height = -float(scene.target[2])
+                sphere = (TARGET_RADIUS, height, TARGET_COLOR)
+                items.append(
+                    (d, _paint_on_pole, _on_pole_args(u, ground, scale, sphere, look, haze))
+                )
+            elif i < first_decoy:
                 args = _distractor_args(u, ground, scale, scene.distractors[i - 1], look, haze)
                 items.append((d, _paint_distractor, args))
+            else:
+                items.append(
+                    (d, *_decoy_item(u, ground, scale, decoys[i - first_decoy], look, haze))
+                )
         return items
 
 
@@ -161,21 +171,41 @@ def _hazy(rgb: tuple | np.ndarray, look: Look, haze: float) -> tuple[int, int, i
     return (int(r + (f[0] - r) * haze), int(g + (f[1] - g) * haze), int(b + (f[2] - b) * haze))
 
 
-def _target_args(
-    u: float, ground: float, scale: float, height: float, look: Look, haze: float
+def _on_pole_args(
+    u: float, ground: float, scale: float, sphere: tuple, look: Look, haze: float
 ) -> tuple:
+    """A sphere (radius m, centre height m, RGB) on a grey pole: the target, or a decoy."""
+    radius, height, color = sphere
     pole = max(0.04 * scale, 0.6)
-    r = max(TARGET_RADIUS * scale, 0.5)
+    r = max(radius * scale, 0.5)
     v = ground - height * scale
-    sphere = ((_fx(u), _fx(v)), _fx(r), _hazy(TARGET_COLOR, look, haze))
+    disc = ((_fx(u), _fx(v)), _fx(r), _hazy(color, look, haze))
     pole_rect = ((_fx(u - pole), _fx(v + r)), (_fx(u + pole), _fx(ground)))
     pole_color = _hazy((80, 80, 85), look, haze)
     highlight = None
     if r > 3:
-        shine = tuple(min(c * 1.18 + 20, 255) for c in TARGET_COLOR)
+        shine = tuple(min(c * 1.18 + 20, 255) for c in color)
         center = (_fx(u - 0.3 * r), _fx(v - 0.3 * r))
         highlight = (center, _fx(0.35 * r), _hazy(shine, look, haze))
-    return pole_rect, pole_color, sphere, highlight
+    return pole_rect, pole_color, disc, highlight
+
+
+def _decoy_item(
+    u: float, ground: float, scale: float, row: np.ndarray, look: Look, haze: float
+) -> tuple[Callable[..., None], tuple]:
+    """The painter and its arguments for one decoy row (sim.decoys.DECOY_FIELDS)."""
+    kind, size, height = (float(v) for v in row[2:5])
+    color = tuple(float(c) for c in row[5:8])
+    if kind == 1:  # a sphere on a pole
+        return _paint_on_pole, _on_pole_args(u, ground, scale, (size, height, color), look, haze)
+    half = max(0.5 * size * scale, 0.5)
+    box = ((_fx(u - half), _fx(ground - height * scale)), (_fx(u + half), _fx(ground)))
+    top = (
+        (_fx(u - half), _fx(ground - height * scale)),
+        (_fx(u + half), _fx(ground - 0.8 * height * scale)),
+    )
+    lit = tuple(min(c * 1.15 + 10, 255) for c in color)
+    return _paint_box, (box, _hazy(color, look, haze), top, _hazy(lit, look, haze))
 
 
 def _distractor_args(
@@ -207,7 +237,7 @@ def _paint_conifer(img: np.ndarray, g: list, col: list, snow: bool) -> None:
         cv2.fillConvexPoly(img, cap, col[3], cv2.LINE_8, SUB)
 
 
-def _paint_target(
+def _paint_on_pole(
     img: np.ndarray, pole: tuple, pole_color: tuple, sphere: tuple, highlight: tuple | None
 ) -> None:
     cv2.rectangle(img, *pole, pole_color, -1, cv2.LINE_8, SUB)  # type: ignore[call-overload]
@@ -221,3 +251,8 @@ def _paint_distractor(img: np.ndarray, cone: bool, shape: Any, color: tuple) -> 
         cv2.fillConvexPoly(img, np.array(shape, np.int32), color, cv2.LINE_AA, SUB)
     else:
         cv2.circle(img, *shape, color, -1, cv2.LINE_AA, SUB)  # type: ignore[call-overload]
+
+
+def _paint_box(img: np.ndarray, box: tuple, color: tuple, top: tuple, lit: tuple) -> None:
+    cv2.rectangle(img, *box, color, -1, cv2.LINE_8, SUB)  # type: ignore[call-overload]
+    cv2.rectangle(img, *top, lit, -1, cv2.LINE_8, SUB)  # type: ignore[call-overload]

@@ -9,7 +9,7 @@ shift flies the same trees, target and start as `none`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,6 +52,8 @@ class Scene:
     occluders: np.ndarray  # [K, 5] in image fractions: cx, cy, ax, ay, angle_deg
     sun: tuple[float, float]  # azimuth (rad, world) and elevation (rad)
     texture_seed: int  # ground texture and sky panorama of this scene
+    # training-only look-alikes (sim.decoys.DECOY_FIELDS rows); none unless collect --decoys
+    decoys: np.ndarray = field(default_factory=lambda: np.zeros((0, 8)))
 
 
 def generate_scene(seed: int, shift: Shift, config: SceneConfig | None = None) -> Scene:

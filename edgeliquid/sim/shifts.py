@@ -10,9 +10,11 @@ the privileged expert is affected by timing shifts only.
 the renderer; `Timing` samples the seconds between frames.
 
 Training-time randomisation (`collect --randomize`, `sim/randomize.py`) varies the light and the
-palettes per episode over ranges that stop short of every preset below. Each preset's defining
-value, and the randomisation range of the same quantity (checked by tests/sim/test_randomize.py
-over 2000 draws, with a margin; `Randomization` refuses ranges that reach a preset):
+palettes per episode over ranges that stop short of every preset below; `collect --decoys`
+(`sim/decoys.py`) adds look-alikes of the target that are neither the distractors nor autumn.
+Each preset's defining value, and the randomisation range of the same quantity (checked by
+tests/sim/test_randomize.py and test_decoys.py over 1500-2000 draws, with a margin;
+`Randomization` and `DecoyConfig` refuse ranges that reach a preset):
 
 | preset      | defining value                                | randomised range                   |
 |-------------|-----------------------------------------------|------------------------------------|
@@ -22,14 +24,20 @@ over 2000 draws, with a margin; `Randomization` refuses ranges that reach a pres
 | glare       | veil 0.75x+60 and full bloom = strength 1     | veil 0..0.7, bloom 0..0.7 (< 0.75) |
 |             | (sun +-0.5 rad of the start heading, 0.06..   | half the episodes: sun +-0.8 rad   |
 |             | 0.2 rad up: where, not what, defines it)      | ahead, 0.02..0.3 rad up            |
-| autumn      | ground hue 39, foliage 41/26 deg (summer 92,  | hue shifts -15..15 deg (max 30)    |
-|             | foliage 115/95)                               |                                    |
+| autumn      | ground hue 39, foliage 41/26 deg (summer 92,  | hue shifts -15..15 deg (max 30);   |
+|             | foliage 115/95), every canopy                 | --decoys: 0..25% of the broadleaf  |
+|             |                                               | canopies any hue (max 50%), the    |
+|             |                                               | ground never                       |
 | winter      | snow, ground saturation 0.05 (summer 0.58)    | ground saturation x0.7..1.3, no    |
 |             |                                               | snow (floor x0.4)                  |
+| distractors | 8 red-orange cones and balls on the ground    | --decoys: 0..4 objects (max 4):    |
+|             |                                               | boxes on the ground (half within   |
+|             |                                               | 20 deg of the target's hue) and    |
+|             |                                               | spheres on poles >= 45 deg of hue  |
+|             |                                               | from it; never a cone or a ball    |
 | noise, blur | noise_std 14, blur_sigma 1.6                  | never set by randomisation         |
-| occlusion,  | occluders 4, distractors 8,                   | never set by randomisation         |
-| distractors | dt_scale 2 / 0.5, dt_range (0.4, 2)           |                                    |
-| and timing  |                                               |                                    |
+| occlusion,  | occluders 4, dt_scale 2 / 0.5,                | never set by randomisation         |
+| timing      | dt_range (0.4, 2)                             |                                    |
 
 Also drawn, matching no preset: sun azimuth (full circle) and elevation 0.02..0.9 rad (the sun
 is drawn in the sky, low suns in view), colour temperature 4500..9000 K (luma-neutral gains),

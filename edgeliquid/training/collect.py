@@ -35,7 +35,10 @@ from edgeliquid.paths import check_out_dir
 from edgeliquid.pool import Stopped, stop_on_signals
 
 STATE_EXTRA = ("distance", "bearing")  # appended to sim.STATE_FIELDS in Episode.states
-LEGACY = {"task": "reach"}  # settings a manifest written before they existed stands for
+LEGACY = {
+    "task": "reach",
+    "decoys": False,
+}  # settings a manifest written before they existed stands for
 NOISE_FADE_M = 8.0  # m: nearer the target the noise shrinks linearly, down to 20%
 BETA_PER = ("step", "episode")  # what one expert-or-policy draw covers
 
@@ -58,6 +61,8 @@ class CollectConfig:
     width: int = 128
     # per-episode light and palettes (sim.randomize ranges, which exclude the eval shifts)
     randomize: bool = False
+    # look-alikes of the target to tell it from (sim.decoys; never the eval presets)
+    decoys: bool = False
     workers: int = 1
     policy: str | None = None  # DAgger: the model file that flies (None: the expert flies)
     beta: float = 0.0  # DAgger's beta: probability the expert's command is flown instead
@@ -93,6 +98,7 @@ class CollectConfig:
             dt_jitter=self.dt_jitter,
             end_on_success=self.hover_s == 0,
             randomize=self.randomize,
+            decoys=self.decoys,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -109,6 +115,7 @@ class CollectConfig:
             "noise_tau": self.noise_tau,
             "hover_s": self.hover_s,
             "randomize": self.randomize,
+            "decoys": self.decoys,
             **self.policy_settings(),
         }
 
@@ -219,6 +226,8 @@ def record_episode(config: CollectConfig, index: int, learner: Any = None) -> ep
     }
     if env.appearance is not None:
         meta["appearance"] = env.appearance.as_dict()
+    if env.decoys is not None:
+        meta["decoys"] = env.decoys.as_dict()
     if learner is not None:
         meta["expert_flown_steps"] = pilot.expert_steps
     return episodes.Episode(

@@ -44,6 +44,9 @@ class TrainConfig:
     weight_decay: float = 0.0  # no decay: the net is tiny and augmentation regularises
     grad_clip: float = 1.0  # global norm; recurrent nets spike on long windows
     val_fraction: float = 0.1  # share of episodes held out for validation
+    # which episodes are held out: None follows `seed`; one value for several seeds puts
+    # them on the same validation episodes, so their losses compare (scripts/cfc_stall.py)
+    val_seed: int | None = None
     max_minutes: float | None = None  # stop after this much training wall time (None: no cap)
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
     # torch intra-op threads. 1: the recurrent core's ops are too small to split, and a
@@ -90,6 +93,8 @@ class TrainConfig:
             )
         if self.weight_decay < 0 or self.grad_clip <= 0:
             raise ValueError("weight_decay must be >= 0 and grad_clip > 0")
+        if self.val_seed is not None and self.val_seed < 0:
+            raise ValueError(f"val_seed must be >= 0, got {self.val_seed}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.max_minutes is not None and not self.max_minutes > 0:

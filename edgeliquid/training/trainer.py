@@ -298,7 +298,7 @@ def _build_run(config: TrainConfig, episodes: list, log: Log, folder_sizes: list
         config.seq_len,
         config.seq_shift,
         config.val_fraction,
-        config.seed,
+        config.seed if config.val_seed is None else config.val_seed,
         float(model.config.nominal_dt),
         folder_sizes,
     )
@@ -339,6 +339,7 @@ def _describe(run: _Run, log: Log) -> dict[str, Any]:
         "model_config": _plain(run.model.config),
         "train_windows": len(run.train_set),
         "val_windows": len(run.val_set),
+        "val_episodes": sorted({int(e) for e in run.val_set.rows[:, 0]}),  # indices, all folders
         "machine": machine(run.config),
     }
 

@@ -1,5 +1,7 @@
 """`collect --randomize`: the same flights in other light, recorded in the manifest, resumable."""
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -40,3 +42,17 @@ def test_collect_cli_randomize(tmp_path):
     assert data.read_manifest(tmp_path)["randomize"] is True
     again = CliRunner().invoke(app, [*args, "--no-randomize", "--hover", "0"])
     assert again.exit_code == 1 and "randomize True vs False" in again.output
+
+
+def test_decoys_are_recorded_and_an_older_manifest_means_none(tmp_path):
+    manifest = collect(tmp_path / "d", CollectConfig(episodes=1, decoys=True, **SMALL))
+    assert manifest["decoys"] is True
+    assert "objects" in data.load_dataset(tmp_path / "d")[0].meta["decoys"]
+    with pytest.raises(EdgeLiquidError, match=r"other settings.*decoys True vs False"):
+        collect(tmp_path / "d", CollectConfig(episodes=2, **SMALL))
+    collect(tmp_path / "old", CollectConfig(episodes=1, **SMALL))
+    path = tmp_path / "old" / data.MANIFEST
+    old = json.loads(path.read_text())
+    del old["decoys"]  # written before the field existed
+    path.write_text(json.dumps(old))
+    assert len(collect(tmp_path / "old", CollectConfig(episodes=2, **SMALL))["episodes"]) == 2

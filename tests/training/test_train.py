@@ -185,6 +185,23 @@ def test_same_seed_same_run(dataset, tmp_path):
     assert a["history"][0]["train_loss"] != c["history"][0]["train_loss"]
 
 
+def test_val_seed_holds_out_the_same_episodes_for_every_seed(dataset, tmp_path):
+    from edgeliquid.training.trainer import train
+
+    def held_out(name: str, **config) -> list[int]:
+        metrics = train(
+            dataset, tmp_path / name, _config(epochs=1, **config), log=lambda _: None
+        ).metrics
+        return metrics["val_episodes"]
+
+    by_seed = [held_out(f"s{s}", seed=s) for s in range(4)]
+    assert len({tuple(v) for v in by_seed}) > 1  # the split follows --seed by default
+    shared = [held_out(f"v{s}", seed=s, val_seed=1) for s in range(3)]
+    assert shared == [by_seed[1]] * 3
+    with pytest.raises(ValueError, match="val_seed must be >= 0"):
+        _config(val_seed=-1)
+
+
 def test_init_resumes_from_checkpoint_and_warns_on_arch(trained, dataset, tmp_path):
     from edgeliquid.training.trainer import train
 

@@ -1,0 +1,137 @@
+"""Training-time decoys (`collect --decoys`): things the target must be told apart from.
+
+The shipped policy's two weak shifts are both mistaken identity: under `distractors` it hovers
+over a red-orange cone or ball on the ground, under `autumn` it flies into orange canopies
+(docs/robustness.md, round 4). Nothing in plain data shows anything red-orange but the target,
+so "fly to the red blob" fits the data perfectly. Decoys put look-alikes into training episodes
+that are *not* those presets:
+
+- **boxes on the ground**, half of them within `near_hue` deg of the target's hue: red-orange
+  that is neither round nor up on a pole;
+- **spheres on poles** like the target's, in a colour at least `sphere_hue_gap` deg of hue away
+  from it: the target's shape in another colour;
+- **odd trees**: a share of the broadleaf canopies recoloured to a hue from the whole circle.
+
+Never drawn: a cone or a ball on the ground (the `distractors` preset places 8 red-orange
+ones), more than `DecoyConfig.count`'s 4 objects, a recolour of every canopy or of the ground
+(the `autumn` preset's palette). tests/sim/test_decoys.py checks these over many draws.
+
+`draw_decoys(seed, scene)` draws from its own stream of the episode seed (STREAM), so the scene
+geometry, the light and the step streams are those of the same episode without decoys; the
+expert never looks at decoys, so labels are unchanged. numpy only.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeliquid.sim.look import TARGET_COLOR
+from edgeliquid.sim.scene import Scene
+
+STREAM = 3  # default_rng([episode seed, STREAM]): after randomize's appearance stream (2)
+BOX, POLE_SPHERE = 0, 1
+DECOY_FIELDS = ("x", "y", "kind", "size", "height", "r", "g", "b")
+DISTRACTORS_PRESET = 8  # the distractors shift's count: decoys stay well below it
+TARGET_HUE = 360.0 * colorsys.rgb_to_hsv(*(c / 255 for c in TARGET_COLOR))[0]
+
+
+@dataclass(frozen=True)
+class DecoyConfig:
+    """What decoys are drawn per episode; defaults are the shipped recipe's."""
+
+    count: tuple[int, int] = (0, 4)  # objects per episode, uniform (both ends included)
+    box_share: float = 0.6  # of the objects; the rest are spheres on poles
+    near_hue: float = 20.0  # deg: half the boxes have a hue this close to the target's
+    sphere_hue_gap: float = 45.0  # deg: a sphere on a pole is never the target's colour
+    odd_trees: tuple[float, float] = (0.0, 0.25)  # share of broadleaf canopies recoloured
+
+    def __post_init__(self) -> None:
+        lo, hi = self.count
+        if not 0 <= lo <= hi < DISTRACTORS_PRESET // 2 + 1:
+            raise ValueError(
+                f"decoy count must be (low, high) with 0 <= low <= high <= "
+                f"{DISTRACTORS_PRESET // 2} (the distractors preset places "
+                f"{DISTRACTORS_PRESET}), got {self.count}"
+            )
+        if not 0.0 <= self.box_share <= 1.0 or not 0.0 <= self.near_hue <= 30.0:
+            raise ValueError(
+                f"box_share must be in [0, 1] and near_hue in [0, 30] deg, got "
+                f"{self.box_share}, {self.near_hue}"
+            )
+        if not 30.0 <= self.sphere_hue_gap <= 150.0:
+            raise ValueError(f"sphere_hue_gap must be in [30, 150] deg, got {self.sphere_hue_gap}")
+        lo_t, hi_t = self.odd_trees
+        if not 0.0 <= lo_t <= hi_t <= 0.5:
+            raise ValueError(
+                f"odd_trees must be (low, high) with 0 <= low <= high <= 0.5 (autumn recolours "
+                f"every canopy), got {self.odd_trees}"
+            )
+
+
+@dataclass(frozen=True)
+class Decoys:
+    """One episode's decoys: objects [K, 8] in DECOY_FIELDS order (colour in RGB 0..255), and
+    the odd trees: indices into the scene's trees with their hue turn (deg) and gain."""
+
+    objects: np.ndarray
+    tree_index: np.ndarray  # int [M]
+    tree_hue: np.ndarray  # deg [M]
+    tree_gain: np.ndarray  # [M]
+
+    def as_dict(self) -> dict[str, list]:
+        """Plain JSON values (for an episode's meta)."""
+        return {
+            "objects": [
+                dict(zip(DECOY_FIELDS, map(float, row), strict=True)) for row in self.objects
+            ],
+            "odd_trees": [int(i) for i in self.tree_index],
+        }
+
+
+DECOYS = DecoyConfig()
+NO_OBJECTS = np.zeros((0, len(DECOY_FIELDS)))
+
+
+def draw_decoys(seed: int, scene: Scene, config: DecoyConfig = DECOYS) -> Decoys:
+    """The decoys of the episode with this (scene) seed: from (seed, STREAM) only."""
+    rng = np.random.default_rng([seed, STREAM])
+    count = int(rng.integers(config.count[0], config.count[1] + 1))
+    rows = [_object(rng, scene, config) for _ in range(count)]
+    broadleaf = np.flatnonzero(scene.trees[:, 6] == 0) if len(scene.trees) else np.zeros(0, int)
+    share = float(rng.uniform(*config.odd_trees))
+    picked = rng.permutation(broadleaf)[: int(share * len(broadleaf))]
+    return Decoys(
+        objects=np.array(rows, float).reshape(-1, len(DECOY_FIELDS)),
+        tree_index=np.sort(picked).astype(int),
+        tree_hue=rng.uniform(-180.0, 180.0, len(picked)),
+        tree_gain=rng.uniform(0.9, 1.6, len(picked)),
+    )
+
+
+def _object(rng: np.random.Generator, scene: Scene, config: DecoyConfig) -> list[float]:
+    """One box or sphere on a pole, mostly ahead of the start, never within 3 m of the target."""
+    start, target = scene.start, scene.target
+    while True:
+        heading = start[3] + rng.uniform(-0.8, 0.8)
+        distance = rng.uniform(4.0, 30.0)
+        x, y = start[0] + distance * math.cos(heading), start[1] + distance * math.sin(heading)
+        if math.hypot(x - target[0], y - target[1]) > 3.0:
+            break
+    if rng.uniform() < config.box_share:
+        if rng.uniform() < 0.5:
+            hue = TARGET_HUE + rng.uniform(-config.near_hue, config.near_hue)
+        else:
+            hue = rng.uniform(0.0, 360.0)
+        size, height = rng.uniform(0.4, 1.2), rng.uniform(0.3, 1.2)  # width, height (m)
+        kind = BOX
+    else:
+        gap = config.sphere_hue_gap
+        hue = TARGET_HUE + gap + rng.uniform(0.0, 360.0 - 2 * gap)
+        size, height = rng.uniform(0.4, 0.9), rng.uniform(1.2, 3.0)  # radius, centre (m)
+        kind = POLE_SPHERE
+    rgb = colorsys.hsv_to_rgb((hue % 360.0) / 360.0, rng.uniform(0.5, 0.95), rng.uniform(0.5, 1))
+    return [x, y, kind, size, height, *(255.0 * c for c in rgb)]

@@ -1,0 +1,126 @@
+"""Decoys (`collect --decoys`): deterministic per seed, the same flight and labels, and never
+the `distractors` or `autumn` preset."""
+
+import colorsys
+
+import numpy as np
+import pytest
+
+from edgeliquid.sim import NavEnv, NavEnvConfig, shifts
+from edgeliquid.sim.decoys import (
+    BOX,
+    DECOYS,
+    DISTRACTORS_PRESET,
+    POLE_SPHERE,
+    TARGET_HUE,
+    DecoyConfig,
+    draw_decoys,
+)
+from edgeliquid.sim.expert import ExpertPolicy
+from edgeliquid.sim.scene import generate_scene
+from edgeliquid.sim.shifts import SHIFTS
+
+SIZE = dict(height=36, width=64)
+DRAWS = 1500
+
+
+def hue_gap(rgb: np.ndarray) -> float:
+    hue = 360.0 * colorsys.rgb_to_hsv(*(rgb / 255.0))[0]
+    return abs((hue - TARGET_HUE + 180) % 360 - 180)
+
+
+@pytest.fixture(scope="module")
+def draws():
+    return [(draw_decoys(s, scene), scene) for s in range(DRAWS) for scene in [_scene(s)]]
+
+
+def _scene(seed: int):
+    return generate_scene(seed, SHIFTS["none"])
+
+
+def test_no_draw_is_the_distractors_preset(draws):
+    counts = [len(d.objects) for d, _ in draws]
+    assert max(counts) == DECOYS.count[1] < DISTRACTORS_PRESET and min(counts) == 0
+    rows = np.concatenate([d.objects for d, _ in draws])
+    assert set(rows[:, 2].tolist()) == {BOX, POLE_SPHERE}  # never a cone or a ball on the ground
+    spheres, boxes = rows[rows[:, 2] == POLE_SPHERE], rows[rows[:, 2] == BOX]
+    assert min(hue_gap(rgb) for rgb in spheres[:, 5:8]) >= DECOYS.sphere_hue_gap - 0.5
+    assert spheres[:, 4].min() >= 1.2  # up on a pole, as the target
+    near = [hue_gap(rgb) <= DECOYS.near_hue for rgb in boxes[:, 5:8]]
+    assert 0.4 < np.mean(near) < 0.7  # half the boxes are the target's colour (or close)
+    for decoys, scene in draws:
+        gaps = np.hypot(*(decoys.objects[:, :2] - scene.target[:2]).T)
+        assert (gaps > 3.0).all()
+
+
+def test_no_draw_is_autumn(draws):
+    """Odd trees are a minority of broadleaf canopies; autumn recolours every one (and the
+    ground, which decoys never touch)."""
+    for decoys, scene in draws:
+        broadleaf = scene.trees[:, 6] == 0
+        assert broadleaf[decoys.tree_index].all()
+        assert len(decoys.tree_index) <= DECOYS.odd_trees[1] * broadleaf.sum()
+    shares = [len(d.tree_index) / max((s.trees[:, 6] == 0).sum(), 1) for d, s in draws]
+    assert max(shares) > 0.2  # the range is used, up to its end
+
+
+def test_same_seed_same_decoys_same_scene_and_labels():
+    plain = NavEnv(NavEnvConfig(**SIZE, randomize=True))
+    decoyed = NavEnv(NavEnvConfig(**SIZE, randomize=True, decoys=True))
+    again = NavEnv(NavEnvConfig(**SIZE, randomize=True, decoys=True))
+    experts = ExpertPolicy(), ExpertPolicy()
+    seed = next(s for s in range(50) if len(draw_decoys(s, _scene(s)).objects))
+    changed = 0
+    for s in range(seed, seed + 6):
+        obs_p, _ = plain.reset(seed=s)
+        obs_d, _ = decoyed.reset(seed=s)
+        obs_a, _ = again.reset(seed=s)
+        assert np.array_equal(obs_d, obs_a)
+        assert np.array_equal(plain.scene.trees, decoyed.scene.trees)
+        assert np.array_equal(plain.scene.target, decoyed.scene.target)
+        assert plain.appearance == decoyed.appearance
+        for e in experts:
+            e.reset()
+        labels = experts[0].act(plain), experts[1].act(decoyed)
+        assert np.array_equal(*labels)  # the expert never looks at decoys
+        changed += not np.array_equal(obs_p, obs_d)
+    assert changed >= 3
+    assert plain.decoys is None and decoyed.decoys is not None
+
+
+def test_decoys_show_in_the_frame():
+    """A red-orange box right ahead of the camera is painted in the target's colour family."""
+    env = NavEnv(NavEnvConfig(height=72, width=128, decoys=True))
+    seed = next(
+        s for s in range(200) if any(r[2] == BOX for r in draw_decoys(s, _scene(s)).objects)
+    )
+    env.reset(seed=seed)
+    x, y, _, yaw = env.scene.start
+    box = [5.0 * np.cos(yaw) + x, 5.0 * np.sin(yaw) + y, BOX, 1.0, 1.0, 235.0, 72.0, 28.0]
+    env.scene.decoys = np.array([box])
+    frame = env.renderer.render(env.scene.start, env.look, env.scene)
+    r = env.renderer
+    scale = r.focal / 5.0
+    ground = r.cy - env.scene.start[2] * scale  # the image row of the box's foot
+    rows = slice(int(ground - 0.7 * scale), int(ground - 0.1 * scale))  # below its lit top
+    middle = frame[rows, 60:68].reshape(-1, 3).astype(float)
+    assert np.abs(middle.mean(0) - [235, 72, 28]).max() < 40
+
+
+def test_ranges_that_reach_a_preset_are_refused():
+    with pytest.raises(ValueError, match=r"decoy count .* distractors preset places 8"):
+        DecoyConfig(count=(0, 8))
+    with pytest.raises(ValueError, match=r"odd_trees .*\(autumn recolours every canopy\)"):
+        DecoyConfig(odd_trees=(0.0, 1.0))
+    with pytest.raises(ValueError, match="sphere_hue_gap"):
+        DecoyConfig(sphere_hue_gap=10.0)
+
+
+def test_the_table_beside_the_presets_shows_the_decoys():
+    doc = shifts.__doc__ or ""
+    lo, hi = DECOYS.count
+    assert f"--decoys: {lo}..{hi} objects (max {DISTRACTORS_PRESET // 2})" in doc
+    lo_t, hi_t = DECOYS.odd_trees
+    assert f"--decoys: {100 * lo_t:g}..{hi_t:.0%} of the broadleaf" in doc
+    assert f"{DECOYS.near_hue:g} deg of the target's hue" in doc
+    assert f">= {DECOYS.sphere_hue_gap:g} deg of hue" in doc
