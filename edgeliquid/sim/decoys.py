@@ -6,15 +6,16 @@ over a red-orange cone or ball on the ground, under `autumn` it flies into orang
 so "fly to the red blob" fits the data perfectly. Decoys put look-alikes into training episodes
 that are *not* those presets:
 
-- **boxes on the ground**, half of them within `near_hue` deg of the target's hue: red-orange
+- **boxes on the ground**, most of them within `near_hue` deg of the target's hue: red-orange
   that is neither round nor up on a pole;
 - **spheres on poles** like the target's, in a colour at least `sphere_hue_gap` deg of hue away
   from it: the target's shape in another colour;
-- **odd trees**: a share of the broadleaf canopies recoloured to a hue from the whole circle.
+- **odd trees**: a share of the broadleaf canopies recoloured, half of them to a warm hue (a red
+  maple in a green wood), the rest to any hue.
 
 Never drawn: a cone or a ball on the ground (the `distractors` preset places 8 red-orange
-ones), more than `DecoyConfig.count`'s 4 objects, a recolour of every canopy or of the ground
-(the `autumn` preset's palette). tests/sim/test_decoys.py checks these over many draws.
+ones), more than 4 objects, a recolour of more than 40% of the canopies or of the ground (the
+`autumn` preset recolours every canopy, the ground and the hills). tests/sim/test_decoys.py checks these over many draws.
 
 `draw_decoys(seed, scene)` draws from its own stream of the episode seed (STREAM), so the scene
 geometry, the light and the step streams are those of the same episode without decoys; the
@@ -33,6 +34,7 @@ from edgeliquid.sim.look import TARGET_COLOR
 from edgeliquid.sim.scene import Scene
 
 STREAM = 3  # default_rng([episode seed, STREAM]): after randomize's appearance stream (2)
+WARM = (0.0, 60.0)  # deg of hue: red to yellow, where a canopy can look like the target
 BOX, POLE_SPHERE = 0, 1
 DECOY_FIELDS = ("x", "y", "kind", "size", "height", "r", "g", "b")
 DISTRACTORS_PRESET = 8  # the distractors shift's count: decoys stay well below it
@@ -43,11 +45,13 @@ TARGET_HUE = 360.0 * colorsys.rgb_to_hsv(*(c / 255 for c in TARGET_COLOR))[0]
 class DecoyConfig:
     """What decoys are drawn per episode; defaults are the shipped recipe's."""
 
-    count: tuple[int, int] = (0, 4)  # objects per episode, uniform (both ends included)
-    box_share: float = 0.6  # of the objects; the rest are spheres on poles
-    near_hue: float = 20.0  # deg: half the boxes have a hue this close to the target's
+    count: tuple[int, int] = (1, 4)  # objects per episode, uniform (both ends included)
+    box_share: float = 0.7  # of the objects; the rest are spheres on poles
+    near_hue: float = 20.0  # deg: near_share of the boxes have a hue this close to the target's
+    near_share: float = 0.7
     sphere_hue_gap: float = 45.0  # deg: a sphere on a pole is never the target's colour
-    odd_trees: tuple[float, float] = (0.0, 0.25)  # share of broadleaf canopies recoloured
+    odd_trees: tuple[float, float] = (0.0, 0.4)  # share of broadleaf canopies recoloured
+    warm_trees: float = 0.5  # share of odd trees in warm hues (WARM), the rest any hue
 
     def __post_init__(self) -> None:
         lo, hi = self.count
@@ -57,10 +61,11 @@ class DecoyConfig:
                 f"{DISTRACTORS_PRESET // 2} (the distractors preset places "
                 f"{DISTRACTORS_PRESET}), got {self.count}"
             )
-        if not 0.0 <= self.box_share <= 1.0 or not 0.0 <= self.near_hue <= 30.0:
+        shares = (self.box_share, self.near_share, self.warm_trees)
+        if not all(0.0 <= x <= 1.0 for x in shares) or not 0.0 <= self.near_hue <= 30.0:
             raise ValueError(
-                f"box_share must be in [0, 1] and near_hue in [0, 30] deg, got "
-                f"{self.box_share}, {self.near_hue}"
+                f"box_share, near_share and warm_trees must be in [0, 1] and near_hue in "
+                f"[0, 30] deg, got {shares}, {self.near_hue}"
             )
         if not 30.0 <= self.sphere_hue_gap <= 150.0:
             raise ValueError(f"sphere_hue_gap must be in [30, 150] deg, got {self.sphere_hue_gap}")
@@ -103,13 +108,25 @@ def draw_decoys(seed: int, scene: Scene, config: DecoyConfig = DECOYS) -> Decoys
     rows = [_object(rng, scene, config) for _ in range(count)]
     broadleaf = np.flatnonzero(scene.trees[:, 6] == 0) if len(scene.trees) else np.zeros(0, int)
     share = float(rng.uniform(*config.odd_trees))
-    picked = rng.permutation(broadleaf)[: int(share * len(broadleaf))]
+    picked = np.sort(rng.permutation(broadleaf)[: int(share * len(broadleaf))]).astype(int)
+    canopy_hue = _canopy_hue(scene.trees[picked])
+    warm = rng.uniform(size=len(picked)) < config.warm_trees
+    hue = np.where(warm, rng.uniform(*WARM, len(picked)), rng.uniform(0.0, 360.0, len(picked)))
     return Decoys(
         objects=np.array(rows, float).reshape(-1, len(DECOY_FIELDS)),
-        tree_index=np.sort(picked).astype(int),
-        tree_hue=rng.uniform(-180.0, 180.0, len(picked)),
+        tree_index=picked,
+        tree_hue=(hue - canopy_hue + 180.0) % 360.0 - 180.0,  # the turn that gives `hue`
         tree_gain=rng.uniform(0.9, 1.6, len(picked)),
     )
+
+
+def _canopy_hue(trees: np.ndarray) -> np.ndarray:
+    """Hue (deg) of summer broadleaf canopies (look: foliage mixed by the tree's shade)."""
+    from edgeliquid.sim.look import PALETTES
+
+    leaf0, leaf1 = (np.array(c, float) for c in PALETTES["summer"].foliage)
+    rgb = leaf0 + (leaf1 - leaf0) * trees[:, 7:8]
+    return np.array([360.0 * colorsys.rgb_to_hsv(*(c / 255.0))[0] for c in rgb])
 
 
 def _object(rng: np.random.Generator, scene: Scene, config: DecoyConfig) -> list[float]:
@@ -122,11 +139,11 @@ def _object(rng: np.random.Generator, scene: Scene, config: DecoyConfig) -> list
         if math.hypot(x - target[0], y - target[1]) > 3.0:
             break
     if rng.uniform() < config.box_share:
-        if rng.uniform() < 0.5:
+        if rng.uniform() < config.near_share:
             hue = TARGET_HUE + rng.uniform(-config.near_hue, config.near_hue)
         else:
             hue = rng.uniform(0.0, 360.0)
-        size, height = rng.uniform(0.4, 1.2), rng.uniform(0.3, 1.2)  # width, height (m)
+        size, height = rng.uniform(0.3, 1.2), rng.uniform(0.3, 1.5)  # width, height (m)
         kind = BOX
     else:
         gap = config.sphere_hue_gap

@@ -25,13 +25,13 @@ tests/sim/test_randomize.py and test_decoys.py over 1500-2000 draws, with a marg
 |             | (sun +-0.5 rad of the start heading, 0.06..   | half the episodes: sun +-0.8 rad   |
 |             | 0.2 rad up: where, not what, defines it)      | ahead, 0.02..0.3 rad up            |
 | autumn      | ground hue 39, foliage 41/26 deg (summer 92,  | hue shifts -15..15 deg (max 30);   |
-|             | foliage 115/95), every canopy                 | --decoys: 0..25% of the broadleaf  |
-|             |                                               | canopies any hue (max 50%), the    |
-|             |                                               | ground never                       |
+|             | foliage 115/95), every canopy                 | --decoys: 0..40% of the broadleaf  |
+|             |                                               | canopies (max 50%), half in warm   |
+|             |                                               | hues, half any; the ground never   |
 | winter      | snow, ground saturation 0.05 (summer 0.58)    | ground saturation x0.7..1.3, no    |
 |             |                                               | snow (floor x0.4)                  |
-| distractors | 8 red-orange cones and balls on the ground    | --decoys: 0..4 objects (max 4):    |
-|             |                                               | boxes on the ground (half within   |
+| distractors | 8 red-orange cones and balls on the ground    | --decoys: 1..4 objects (max 4):    |
+|             |                                               | boxes on the ground (70% within    |
 |             |                                               | 20 deg of the target's hue) and    |
 |             |                                               | spheres on poles >= 45 deg of hue  |
 |             |                                               | from it; never a cone or a ball    |

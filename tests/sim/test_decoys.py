@@ -40,14 +40,14 @@ def _scene(seed: int):
 
 def test_no_draw_is_the_distractors_preset(draws):
     counts = [len(d.objects) for d, _ in draws]
-    assert max(counts) == DECOYS.count[1] < DISTRACTORS_PRESET and min(counts) == 0
+    assert max(counts) == DECOYS.count[1] < DISTRACTORS_PRESET and min(counts) == DECOYS.count[0]
     rows = np.concatenate([d.objects for d, _ in draws])
     assert set(rows[:, 2].tolist()) == {BOX, POLE_SPHERE}  # never a cone or a ball on the ground
     spheres, boxes = rows[rows[:, 2] == POLE_SPHERE], rows[rows[:, 2] == BOX]
     assert min(hue_gap(rgb) for rgb in spheres[:, 5:8]) >= DECOYS.sphere_hue_gap - 0.5
     assert spheres[:, 4].min() >= 1.2  # up on a pole, as the target
     near = [hue_gap(rgb) <= DECOYS.near_hue for rgb in boxes[:, 5:8]]
-    assert 0.4 < np.mean(near) < 0.7  # half the boxes are the target's colour (or close)
+    assert 0.6 < np.mean(near) < 0.85  # most boxes are the target's colour (or close)
     for decoys, scene in draws:
         gaps = np.hypot(*(decoys.objects[:, :2] - scene.target[:2]).T)
         assert (gaps > 3.0).all()
@@ -61,7 +61,7 @@ def test_no_draw_is_autumn(draws):
         assert broadleaf[decoys.tree_index].all()
         assert len(decoys.tree_index) <= DECOYS.odd_trees[1] * broadleaf.sum()
     shares = [len(d.tree_index) / max((s.trees[:, 6] == 0).sum(), 1) for d, s in draws]
-    assert max(shares) > 0.2  # the range is used, up to its end
+    assert max(shares) > 0.3  # the range is used, up to its end
 
 
 def test_same_seed_same_decoys_same_scene_and_labels():
