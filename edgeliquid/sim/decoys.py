@@ -15,7 +15,8 @@ that are *not* those presets:
 
 Never drawn: a cone or a ball on the ground (the `distractors` preset places 8 red-orange
 ones), more than 4 objects, a recolour of more than 40% of the canopies or of the ground (the
-`autumn` preset recolours every canopy, the ground and the hills). tests/sim/test_decoys.py checks these over many draws.
+`autumn` preset recolours every canopy, the ground and the hills). tests/sim/test_decoys.py
+checks these over many draws.
 
 `draw_decoys(seed, scene)` draws from its own stream of the episode seed (STREAM), so the scene
 geometry, the light and the step streams are those of the same episode without decoys; the
