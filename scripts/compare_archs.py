@@ -245,16 +245,20 @@ def _run_missing(sweep: Sweep, missing: list[Job], flies: bool) -> None:
         )
         for job in missing
     ]
-    run_grid(
-        grid,
-        sweep.out,
-        cpus_per_job=max(sweep.workers if flies else 1, sweep.threads),
-        gpus_per_job=sweep.gpus_per_run,
-        address=sweep.address,
-        cpus=sweep.cpus,
-    )
-    for job in missing:
-        _keep(sweep, job, flies)
+    try:
+        run_grid(
+            grid,
+            sweep.out,
+            cpus_per_job=max(sweep.workers if flies else 1, sweep.threads),
+            gpus_per_job=sweep.gpus_per_run,
+            address=sweep.address,
+            cpus=sweep.cpus,
+        )
+    finally:  # a failed or interrupted grid keeps what did finish: a rerun does only the rest
+        for job in missing:
+            run = sweep.out / job.name
+            if (run / "metrics.json").is_file() and (not flies or (run / "eval.json").is_file()):
+                _keep(sweep, job, flies)
 
 
 def choose_lrs(sweep: Sweep) -> tuple[dict[str, float], dict[str, dict[str, float]]]:

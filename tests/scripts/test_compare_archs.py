@@ -172,3 +172,27 @@ def test_stored_runs_are_matched_to_the_data_by_what_it_is_not_where(tmp_path):
     assert not compare_archs._same_data({**recorded, "episodes": 3}, data)
     assert not compare_archs._same_data({**recorded, "dir": "/elsewhere/other"}, data)
     assert compare_archs._same_data(recorded, tmp_path / "gone" / "shipped")  # report-only
+
+
+def test_a_failed_run_keeps_the_finished_ones_in_the_store(tmp_path, monkeypatch):
+    """One failed run of a grid: the others' records are stored, so a rerun does only it."""
+    import edgeliquid.tune.grid as grid
+    from edgeliquid.errors import EdgeLiquidError
+
+    sweep = compare_archs.Sweep(data=tmp_path / "data", out=tmp_path / "runs", docs=tmp_path)
+    jobs = [compare_archs.Job(arch, 0, 4e-3, f"{arch}_seed0") for arch in ("cfc", "cnn")]
+
+    def one_fails(grid_jobs, out, **_):
+        done = out / "cfc_seed0"
+        done.mkdir(parents=True)
+        (done / "metrics.json").write_text("{}")
+        (done / "eval.json").write_text('{"results": []}')
+        (out / "cnn_seed0").mkdir()
+        (out / "cnn_seed0" / "metrics.json").write_text("{}")  # trained, never flown
+        raise EdgeLiquidError("1 of 2 runs failed: cnn_seed0/train.log")
+
+    monkeypatch.setattr(grid, "run_grid", one_fails)
+    with pytest.raises(EdgeLiquidError, match="1 of 2 runs failed"):
+        compare_archs._run_missing(sweep, jobs, flies=True)
+    stored = sorted(p.relative_to(sweep.store).as_posix() for p in sweep.store.rglob("*.*"))
+    assert stored == ["cfc_seed0/eval.json.gz", "cfc_seed0/metrics.json"]
