@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeliquid.sim.look import TARGET_COLOR
+from edgeliquid.sim.look import PALETTES, TARGET_COLOR, OddTrees
 from edgeliquid.sim.scene import Scene
 
 STREAM = 3  # default_rng([episode seed, STREAM]): after randomize's appearance stream (2)
@@ -81,12 +81,10 @@ class DecoyConfig:
 @dataclass(frozen=True)
 class Decoys:
     """One episode's decoys: objects [K, 8] in DECOY_FIELDS order (colour in RGB 0..255), and
-    the odd trees: indices into the scene's trees with their hue turn (deg) and gain."""
+    the odd trees (indices into the scene's trees, with their hue turn and gain)."""
 
     objects: np.ndarray
-    tree_index: np.ndarray  # int [M]
-    tree_hue: np.ndarray  # deg [M]
-    tree_gain: np.ndarray  # [M]
+    odd_trees: OddTrees
 
     def as_dict(self) -> dict[str, list]:
         """Plain JSON values (for an episode's meta)."""
@@ -94,7 +92,7 @@ class Decoys:
             "objects": [
                 dict(zip(DECOY_FIELDS, map(float, row), strict=True)) for row in self.objects
             ],
-            "odd_trees": [int(i) for i in self.tree_index],
+            "odd_trees": [int(i) for i in self.odd_trees.index],
         }
 
 
@@ -113,18 +111,13 @@ def draw_decoys(seed: int, scene: Scene, config: DecoyConfig = DECOYS) -> Decoys
     canopy_hue = _canopy_hue(scene.trees[picked])
     warm = rng.uniform(size=len(picked)) < config.warm_trees
     hue = np.where(warm, rng.uniform(*WARM, len(picked)), rng.uniform(0.0, 360.0, len(picked)))
-    return Decoys(
-        objects=np.array(rows, float).reshape(-1, len(DECOY_FIELDS)),
-        tree_index=picked,
-        tree_hue=(hue - canopy_hue + 180.0) % 360.0 - 180.0,  # the turn that gives `hue`
-        tree_gain=rng.uniform(0.9, 1.6, len(picked)),
-    )
+    turn = (hue - canopy_hue + 180.0) % 360.0 - 180.0  # the turn that gives `hue`
+    odd = OddTrees(picked, turn, rng.uniform(0.9, 1.6, len(picked)))
+    return Decoys(np.array(rows, float).reshape(-1, len(DECOY_FIELDS)), odd)
 
 
 def _canopy_hue(trees: np.ndarray) -> np.ndarray:
     """Hue (deg) of summer broadleaf canopies (look: foliage mixed by the tree's shade)."""
-    from edgeliquid.sim.look import PALETTES
-
     leaf0, leaf1 = (np.array(c, float) for c in PALETTES["summer"].foliage)
     rgb = leaf0 + (leaf1 - leaf0) * trees[:, 7:8]
     return np.array([360.0 * colorsys.rgb_to_hsv(*(c / 255.0))[0] for c in rgb])

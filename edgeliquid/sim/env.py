@@ -174,10 +174,10 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         self.decoys = draw_decoys(episode_seed, self.scene) if self.config.decoys else None
         if self.decoys is not None:
             self.scene = replace(self.scene, decoys=self.decoys.objects)
+        odd_trees = None if self.decoys is None else self.decoys.odd_trees
         self.look = build_look(
-            self.scene, self.shift, r.horizon, r.panorama_width, r.focal, self.appearance,
-            self.decoys,
-        )  # fmt: skip
+            self.scene, self.shift, r.horizon, r.panorama_width, r.focal, self.appearance, odd_trees
+        )
         size = (self.config.height, self.config.width)
         occluders = self.scene.occluders
         a = self.appearance

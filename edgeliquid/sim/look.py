@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -19,9 +18,6 @@ import numpy as np
 from edgeliquid.sim.randomize import Appearance, kelvin_gains
 from edgeliquid.sim.scene import Scene
 from edgeliquid.sim.shifts import DUSK_LIGHT, Shift
-
-if TYPE_CHECKING:  # sim.decoys reads TARGET_COLOR from here
-    from edgeliquid.sim.decoys import Decoys
 
 Color = tuple[int, int, int]
 TEXEL = 0.25  # m per ground texel
@@ -167,6 +163,15 @@ def _hsv(c: tuple, hue_deg: float, saturation: float, gain: float) -> Color:
     return _rgb((r * gain * 255.0, g * gain * 255.0, b * gain * 255.0))
 
 
+@dataclass(frozen=True)
+class OddTrees:
+    """Canopies to recolour (sim.decoys): tree indices, hue turn (deg) and gain of each."""
+
+    index: np.ndarray  # int [M]
+    hue: np.ndarray  # deg [M]
+    gain: np.ndarray  # [M]
+
+
 @dataclass
 class Look:
     """Per-episode appearance the renderer draws with."""
@@ -186,11 +191,11 @@ def build_look(
     panorama_width: int,
     focal: float,
     appearance: Appearance | None = None,
-    decoys: Decoys | None = None,
+    odd_trees: OddTrees | None = None,
 ) -> Look:
     """The appearance of `scene` under `shift` for a renderer with these dimensions; a
-    randomised `appearance` recolours it and puts its sun in the sky, `decoys` recolour
-    their odd trees."""
+    randomised `appearance` recolours it and puts its sun in the sky, `odd_trees` (decoys)
+    recolour some canopies."""
     palette = palette_for(shift)
     if appearance is not None:
         palette = randomized_palette(palette, appearance)
@@ -204,7 +209,7 @@ def build_look(
         texture=_rgba(_mix(palette.ground, np.clip(coarse + grain, 0, 1))),
         texture_far=_rgba(_mix(palette.ground, coarse)),
         panorama=_panorama(rng, palette, rows, panorama_width, focal, sun),
-        tree_colors=_tree_colors(scene.trees, palette, decoys),
+        tree_colors=_tree_colors(scene.trees, palette, odd_trees),
     )
 
 
@@ -279,17 +284,17 @@ def _sun_in_sky(
     return sky + glow.astype(np.float32)[..., None] * color
 
 
-def _tree_colors(trees: np.ndarray, palette: Palette, decoys: Decoys | None) -> np.ndarray:
-    """Per tree: trunk, canopy, highlight and snow colours, varied by the tree's shade; the
-    decoys' odd trees get their canopy's hue turned (deg) and brightened."""
+def _tree_colors(trees: np.ndarray, palette: Palette, odd: OddTrees | None) -> np.ndarray:
+    """Per tree: trunk, canopy, highlight and snow colours, varied by the tree's shade; odd
+    trees get their canopy's hue turned (deg) and brightened."""
     shade = trees[:, 7:8].astype(np.float32)
     trunk = np.array(palette.trunk, np.float32) * (0.85 + 0.3 * shade)
     leaf0, leaf1 = (np.array(c, np.float32) for c in palette.foliage)
     broadleaf = leaf0 + (leaf1 - leaf0) * shade
     conifer = np.array(palette.conifer, np.float32) * (0.8 + 0.4 * shade)
     canopy = np.where(trees[:, 6:7] == 1, conifer, broadleaf)
-    if decoys is not None:
-        for i, hue, gain in zip(decoys.tree_index, decoys.tree_hue, decoys.tree_gain, strict=True):
+    if odd is not None:
+        for i, hue, gain in zip(odd.index, odd.hue, odd.gain, strict=True):
             canopy[i] = _hsv(canopy[i], float(hue), 1.3, float(gain))
     highlight = np.minimum(canopy * 1.2 + 15, 255)
     snow = np.broadcast_to(np.array(SNOW, np.float32), canopy.shape)

@@ -58,9 +58,9 @@ def test_no_draw_is_autumn(draws):
     ground, which decoys never touch)."""
     for decoys, scene in draws:
         broadleaf = scene.trees[:, 6] == 0
-        assert broadleaf[decoys.tree_index].all()
-        assert len(decoys.tree_index) <= DECOYS.odd_trees[1] * broadleaf.sum()
-    shares = [len(d.tree_index) / max((s.trees[:, 6] == 0).sum(), 1) for d, s in draws]
+        assert broadleaf[decoys.odd_trees.index].all()
+        assert len(decoys.odd_trees.index) <= DECOYS.odd_trees[1] * broadleaf.sum()
+    shares = [len(d.odd_trees.index) / max((s.trees[:, 6] == 0).sum(), 1) for d, s in draws]
     assert max(shares) > 0.3  # the range is used, up to its end
 
 
