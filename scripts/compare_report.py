@@ -17,6 +17,7 @@ The pages (docs/results.md, README, results.json) are `compare_pages.py`.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,17 @@ def _collect_command(data_dir: Path, data: dict[str, Any]) -> str:
         parts.append(f"--task {value['task']}")
     if value.get("randomize"):
         parts.append("--randomize")
+    if value.get("decoys"):
+        parts.append("--decoys")
     return " ".join(parts)
+
+
+def _machines(metrics: dict) -> str:
+    """Every machine the runs trained on, with its count (a sweep resumed elsewhere has two)."""
+    counts = Counter(m.get("machine", "not recorded") for m in metrics.values())
+    if len(counts) == 1:
+        return next(iter(counts))
+    return "; ".join(f"{name} ({n} runs)" for name, n in counts.most_common())
 
 
 def _engine(sweep: Any) -> str:
@@ -240,7 +251,7 @@ def setup(sweep: Any, command: str, metrics: dict, lrs: dict, grid: dict) -> dic
             "tasks": list(sweep.tasks),
         },
         "bootstrap": {"resamples": RESAMPLES, "seed": BOOT_SEED},
-        "machine": first.get("machine", "not recorded"),
+        "machine": _machines(metrics),
         "engine": _engine(sweep),
         "date": time.strftime("%Y-%m-%d"),
     }

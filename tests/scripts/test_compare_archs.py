@@ -196,3 +196,10 @@ def test_a_failed_run_keeps_the_finished_ones_in_the_store(tmp_path, monkeypatch
         compare_archs._run_missing(sweep, jobs, flies=True)
     stored = sorted(p.relative_to(sweep.store).as_posix() for p in sweep.store.rglob("*.*"))
     assert stored == ["cfc_seed0/eval.json.gz", "cfc_seed0/metrics.json"]
+
+
+def test_the_setup_names_every_machine_the_runs_trained_on():
+    one = {("cfc", 0): {"machine": "A"}, ("cfc", 1): {"machine": "A"}}
+    assert compare_report._machines(one) == "A"
+    two = {**one, ("cnn", 0): {"machine": "B"}}
+    assert compare_report._machines(two) == "A (2 runs); B (1 runs)"
