@@ -1,5 +1,6 @@
 """`edgeliquid run` end to end: UDP delivery, bad models, SIGTERM, and a 20,000-step soak."""
 
+import gc
 import json
 import os
 import re
@@ -115,22 +116,37 @@ def _rss_kib():
 
 @pytest.mark.slow
 def test_soak_20000_steps_keeps_memory_flat(model):
+    """20,000 steps in two windows of 10,000 after a warm-up: a leak grows in every window, a
+    one-off heap expansion (seen at 7.75 MB once, when the whole suite ran in this process
+    before it) shows in the first only, so the second window is the one judged."""
     clock = FastClock()
     policy = OnnxPolicy(model)
     source = SimSource(SimSourceConfig(fast=True, height=36, width=64), clock=clock)
     sink = NullSink()
+
+    def run(steps: int):
+        config = DaemonConfig(rate_hz=10, max_steps=steps, stats_every_s=600)
+        return Daemon(policy, source, sink, config, clock=clock).run()
+
     with source:
-        Daemon(policy, source, sink, DaemonConfig(rate_hz=10, max_steps=2000), clock=clock).run()
-        before = _rss_kib()
-        config = DaemonConfig(rate_hz=10, max_steps=20_000, stats_every_s=600)
-        stats = Daemon(policy, source, sink, config, clock=clock).run()
-        growth_mb = (_rss_kib() - before) / 1024
-    print(f"soak: {stats.ticks} ticks, {source.episodes} episodes, RSS growth {growth_mb:.2f} MB")
+        run(2000)
+        gc.collect()
+        first = _rss_kib()
+        run(10_000)
+        gc.collect()
+        middle = _rss_kib()
+        stats = run(10_000)
+        gc.collect()
+        growth_mb = (_rss_kib() - middle) / 1024
+    print(
+        f"soak: 2 x {stats.ticks} ticks, {source.episodes} episodes, RSS growth "
+        f"{(middle - first) / 1024:.2f} MB then {growth_mb:.2f} MB"
+    )
     # A memory test, not a timing one: on a loaded machine a step may miss its wall-clock
     # budget now and then (an "overrun" hold, after which the next frame's dt, some virtual
     # periods later, is clamped); any other reason is a failure.
     after_overrun = {"dt_clamped"} if stats.reasons["overrun"] else set()
     assert set(stats.reasons) <= {"overrun", "shutdown"} | after_overrun, stats.reasons
-    assert stats.reasons["shutdown"] == 1 and stats.steps >= 19_800
-    assert growth_mb < 5.0
+    assert stats.reasons["shutdown"] == 1 and stats.steps >= 9_900
+    assert growth_mb < 3.0  # 0.3 KB a step would be 3 MB here
     assert np.isfinite(sink.last.command).all()
