@@ -144,6 +144,7 @@ def _same_data(recorded: dict[str, Any], data: Path) -> bool:
     (--report-only from the store alone) the name has to do."""
     from edgeliquid.episodes import read_manifest
     from edgeliquid.training.data import DATA_KEYS
+    from edgeliquid.training.flight import LEGACY
 
     where = Path(recorded["dir"])
     if where.resolve() == data.resolve():
@@ -153,7 +154,12 @@ def _same_data(recorded: dict[str, Any], data: Path) -> bool:
     if not data.is_dir():
         return True
     manifest = read_manifest(data)
-    same = all(manifest.get(k) == recorded[k] for k in DATA_KEYS if k in recorded)
+    # a setting missing on either side (written before it existed) stands for its old default
+    same = all(
+        manifest.get(k, LEGACY.get(k)) == recorded.get(k, LEGACY.get(k))
+        for k in DATA_KEYS
+        if k in recorded or k in LEGACY
+    )
     return same and len(manifest["episodes"]) == recorded["episodes"]
 
 

@@ -191,7 +191,7 @@ def onnx_card(a: argparse.Namespace, cmds: dict, pretty: dict, none_pt: float) -
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=Path("data/decoys"))
+    p.add_argument("--data", type=Path, default=Path("data/decoys2"))
     p.add_argument("--run", type=Path, default=Path("runs/shipped"))
     p.add_argument("--out", type=Path, default=Path("models"))
     p.add_argument("--episodes", type=int, default=300)

@@ -26,19 +26,17 @@ expert never looks at decoys, so labels are unchanged. numpy only.
 from __future__ import annotations
 
 import colorsys
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgeliquid.sim.look import PALETTES, TARGET_COLOR, OddTrees
-from edgeliquid.sim.scene import Scene
+from edgeliquid.sim.scene import BOX, DECOY_FIELDS, POLE_SPHERE, Scene, place_ahead
 
 STREAM = 3  # default_rng([episode seed, STREAM]): after randomize's appearance stream (2)
 WARM = (0.0, 60.0)  # deg of hue: red to yellow, where a canopy can look like the target
-BOX, POLE_SPHERE = 0, 1
-DECOY_FIELDS = ("x", "y", "kind", "size", "height", "r", "g", "b")
-DISTRACTORS_PRESET = 8  # the distractors shift's count: decoys stay well below it
+DISTRACTORS_PRESET = 8  # the distractors shift's count
+MAX_DECOYS = 4  # objects an episode: well below it
 TARGET_HUE = 360.0 * colorsys.rgb_to_hsv(*(c / 255 for c in TARGET_COLOR))[0]
 
 
@@ -56,11 +54,10 @@ class DecoyConfig:
 
     def __post_init__(self) -> None:
         lo, hi = self.count
-        if not 0 <= lo <= hi < DISTRACTORS_PRESET // 2 + 1:
+        if not 0 <= lo <= hi <= MAX_DECOYS:
             raise ValueError(
-                f"decoy count must be (low, high) with 0 <= low <= high <= "
-                f"{DISTRACTORS_PRESET // 2} (the distractors preset places "
-                f"{DISTRACTORS_PRESET}), got {self.count}"
+                f"decoy count must be (low, high) with 0 <= low <= high <= {MAX_DECOYS} (the "
+                f"distractors preset places {DISTRACTORS_PRESET}), got {self.count}"
             )
         shares = (self.box_share, self.near_share, self.warm_trees)
         if not all(0.0 <= x <= 1.0 for x in shares) or not 0.0 <= self.near_hue <= 30.0:
@@ -97,7 +94,6 @@ class Decoys:
 
 
 DECOYS = DecoyConfig()
-NO_OBJECTS = np.zeros((0, len(DECOY_FIELDS)))
 
 
 def draw_decoys(seed: int, scene: Scene, config: DecoyConfig = DECOYS) -> Decoys:
@@ -125,13 +121,7 @@ def _canopy_hue(trees: np.ndarray) -> np.ndarray:
 
 def _object(rng: np.random.Generator, scene: Scene, config: DecoyConfig) -> list[float]:
     """One box or sphere on a pole, mostly ahead of the start, never within 3 m of the target."""
-    start, target = scene.start, scene.target
-    while True:
-        heading = start[3] + rng.uniform(-0.8, 0.8)
-        distance = rng.uniform(4.0, 30.0)
-        x, y = start[0] + distance * math.cos(heading), start[1] + distance * math.sin(heading)
-        if math.hypot(x - target[0], y - target[1]) > 3.0:
-            break
+    x, y = place_ahead(rng, scene.start, scene.target)
     if rng.uniform() < config.box_share:
         if rng.uniform() < config.near_share:
             hue = TARGET_HUE + rng.uniform(-config.near_hue, config.near_hue)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edgeliquid.sim.look import TARGET_COLOR, TEXEL, Look
-from edgeliquid.sim.scene import TARGET_RADIUS, Scene
+from edgeliquid.sim.scene import POLE_SPHERE, TARGET_RADIUS, Scene
 
 SUB = 4  # fractional bits of cv2 coordinates
 ONE = 1 << SUB
@@ -193,10 +193,10 @@ def _on_pole_args(
 def _decoy_item(
     u: float, ground: float, scale: float, row: np.ndarray, look: Look, haze: float
 ) -> tuple[Callable[..., None], tuple]:
-    """The painter and its arguments for one decoy row (sim.decoys.DECOY_FIELDS)."""
+    """The painter and its arguments for one decoy row (scene.DECOY_FIELDS)."""
     kind, size, height = (float(v) for v in row[2:5])
     color = tuple(float(c) for c in row[5:8])
-    if kind == 1:  # a sphere on a pole
+    if kind == POLE_SPHERE:
         return _paint_on_pole, _on_pole_args(u, ground, scale, (size, height, color), look, haze)
     half = max(0.5 * size * scale, 0.5)
     box = ((_fx(u - half), _fx(ground - height * scale)), (_fx(u + half), _fx(ground)))

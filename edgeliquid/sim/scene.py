@@ -18,6 +18,10 @@ from edgeliquid.sim.shifts import Shift
 TARGET_RADIUS = 0.7  # m: a ~4 px wide disc at 25 m with a 128 px, 90° camera
 DRONE_RADIUS = 0.25  # m, for collisions
 TREE_FIELDS = ("x", "y", "trunk_r", "canopy_r", "canopy_base", "top", "kind", "shade")
+# training-only look-alikes (sim.decoys); kind BOX: size = width, height = top; kind
+# POLE_SPHERE: size = radius, height = centre (m); colour RGB 0..255
+DECOY_FIELDS = ("x", "y", "kind", "size", "height", "r", "g", "b")
+BOX, POLE_SPHERE = 0, 1
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,8 @@ class Scene:
     occluders: np.ndarray  # [K, 5] in image fractions: cx, cy, ax, ay, angle_deg
     sun: tuple[float, float]  # azimuth (rad, world) and elevation (rad)
     texture_seed: int  # ground texture and sky panorama of this scene
-    # training-only look-alikes (sim.decoys.DECOY_FIELDS rows); none unless collect --decoys
-    decoys: np.ndarray = field(default_factory=lambda: np.zeros((0, 8)))
+    # [K, 8] in DECOY_FIELDS order; none unless collect --decoys
+    decoys: np.ndarray = field(default_factory=lambda: np.zeros((0, len(DECOY_FIELDS))))
 
 
 def generate_scene(seed: int, shift: Shift, config: SceneConfig | None = None) -> Scene:
@@ -123,13 +127,23 @@ def _place_distractors(
     """Red-orange cones and balls on the ground, mostly in front, none on the target."""
     rows: list[list[float]] = []
     while len(rows) < count:
+        x, y = place_ahead(rng, start, target)
+        rows.append([x, y, rng.uniform(0.35, 0.7), float(rng.integers(2)), rng.uniform()])
+    return np.array(rows, dtype=float).reshape(-1, 5)
+
+
+def place_ahead(
+    rng: np.random.Generator, start: np.ndarray, target: np.ndarray
+) -> tuple[float, float]:
+    """A ground position 4-30 m from the start within 0.8 rad of its heading, more than 3 m
+    from the target (distractors and decoys)."""
+    while True:
         heading = start[3] + rng.uniform(-0.8, 0.8)
         distance = rng.uniform(4.0, 30.0)
         x = start[0] + distance * math.cos(heading)
         y = start[1] + distance * math.sin(heading)
         if math.hypot(x - target[0], y - target[1]) > 3.0:
-            rows.append([x, y, rng.uniform(0.35, 0.7), float(rng.integers(2)), rng.uniform()])
-    return np.array(rows, dtype=float).reshape(-1, 5)
+            return x, y
 
 
 def _place_occluders(rng: np.random.Generator, count: int) -> np.ndarray:

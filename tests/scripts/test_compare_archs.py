@@ -172,6 +172,11 @@ def test_stored_runs_are_matched_to_the_data_by_what_it_is_not_where(tmp_path):
     assert not compare_archs._same_data({**recorded, "episodes": 3}, data)
     assert not compare_archs._same_data({**recorded, "dir": "/elsewhere/other"}, data)
     assert compare_archs._same_data(recorded, tmp_path / "gone" / "shipped")  # report-only
+    decoyed = tmp_path / "decoyed" / "shipped"  # a run from before decoys vs data with them
+    collect(
+        decoyed, CollectConfig(episodes=2, seed=3, height=24, width=32, hover_s=0.0, decoys=True)
+    )
+    assert not compare_archs._same_data(recorded, decoyed)
 
 
 def test_a_failed_run_keeps_the_finished_ones_in_the_store(tmp_path, monkeypatch):

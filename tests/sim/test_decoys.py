@@ -11,6 +11,7 @@ from edgeliquid.sim.decoys import (
     BOX,
     DECOYS,
     DISTRACTORS_PRESET,
+    MAX_DECOYS,
     POLE_SPHERE,
     TARGET_HUE,
     DecoyConfig,
@@ -119,7 +120,7 @@ def test_ranges_that_reach_a_preset_are_refused():
 def test_the_table_beside_the_presets_shows_the_decoys():
     doc = shifts.__doc__ or ""
     lo, hi = DECOYS.count
-    assert f"--decoys: {lo}..{hi} objects (max {DISTRACTORS_PRESET // 2})" in doc
+    assert f"--decoys: {lo}..{hi} objects (max {MAX_DECOYS})" in doc
     lo_t, hi_t = DECOYS.odd_trees
     assert f"--decoys: {100 * lo_t:g}..{hi_t:.0%} of the broadleaf" in doc
     assert f"{DECOYS.near_hue:g} deg of the target's hue" in doc
