@@ -40,7 +40,7 @@ def ending(env: NavEnv, info: dict) -> tuple[str, str]:
     """The outcome's label for the count and one line describing where the flight ended."""
     scene, pos = env.scene, env.position
     to_distractor = nearest(scene.distractors, pos)
-    to_tree = nearest(scene.trees, pos, scene.trees[:, 3]) if len(scene.trees) else math.inf
+    to_tree = nearest(scene.trees, pos, scene.trees[:, 3])
     target = scene.target
     target_bearing = bearing(env, math.atan2(target[1] - pos[1], target[0] - pos[0]))
     label = info["outcome"]
