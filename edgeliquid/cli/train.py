@@ -10,6 +10,8 @@ import typer
 from edgeliquid.cli.app import guarded
 from edgeliquid.errors import EdgeLiquidError
 
+AUGMENT_PRESETS = ("strong", "outdoor", "paper")  # AugmentConfig() and its classmethods
+
 
 @guarded
 def train_command(
@@ -84,7 +86,10 @@ def train_command(
     augment: Annotated[bool, typer.Option(help="Photometric augmentation.")] = True,
     augment_preset: Annotated[
         str,
-        typer.Option(help="strong: jitter + light changes | paper: jitter, gains, noise only."),
+        typer.Option(
+            help="strong: jitter + light changes | outdoor: strong + frequent wide glare and "
+            "lens dirt | paper: jitter, gains, noise only."
+        ),
     ] = "strong",
     overwrite: Annotated[
         bool, typer.Option(help="Replace the run already in --out (best.pt, last.pt, ...).")
@@ -106,14 +111,16 @@ def train_command(
         val_seed=val_seed,
     )
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    if augment_preset not in ("strong", "paper"):
-        raise EdgeLiquidError(f"--augment-preset must be strong or paper, got {augment_preset!r}")
+    if augment_preset not in AUGMENT_PRESETS:
+        raise EdgeLiquidError(
+            f"--augment-preset must be one of {', '.join(AUGMENT_PRESETS)}, got {augment_preset!r}"
+        )
     if not augment:
         options["augment"] = None
-    elif augment_preset == "paper":
+    elif augment_preset != "strong":
         from edgeliquid.training.augment import AugmentConfig
 
-        options["augment"] = AugmentConfig.paper()
+        options["augment"] = getattr(AugmentConfig, augment_preset)()
     try:
         config = TrainConfig(
             arch=arch,

@@ -33,7 +33,6 @@ Range = tuple[float, float]
 _LUMA = np.array((0.299, 0.587, 0.114))
 _HAZE = np.array((0.92, 0.95, 1.0))  # veil colour: bright, slightly blue sky haze
 _GLARE = np.array((1.0, 0.85, 0.6))  # glare colour: warm low sun
-_GLARE_RADIUS = (0.05, 0.2)  # the glare blob's Gaussian sigma, as a share of the image width
 _NEUTRAL_K = 6500.0  # colour temperature that leaves the frame as it is
 # Allowed bounds of each drawn range (lo, hi), checked in AugmentConfig.
 _BOUNDS: dict[str, Range] = {
@@ -45,7 +44,9 @@ _BOUNDS: dict[str, Range] = {
     "vignette": (0.0, 1.0),
     "gradient": (0.0, 1.0),
     "low_light": (0.0, 1.0),
+    "dirt": (1.0, 3.0),  # blobs: the `occlusion` preset has 4 (sim/scene.py), never drawn here
 }
+_DIRT_STREAM = 1  # lens dirt draws from its own stream: the other ops' draws stay as they were
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,19 @@ class AugmentConfig:
     veil_range: Range = (0.1, 0.5)  # share mixed toward a bright haze colour: lowers contrast
     glare_p: float = 0.2
     glare_range: Range = (0.2, 0.7)  # peak of an additive warm Gaussian blob, [0, 1] intensity
+    glare_radius: Range = (0.05, 0.2)  # the blob's Gaussian sigma, as a share of the image width
+    # where the blob's centre falls: (y lo, y hi, x lo, x hi) in [-1, 1], -1 = top / left
+    glare_box: tuple[float, float, float, float] = (-1.0, 1.0, -1.0, 1.0)
     vignette_p: float = 0.3
     vignette_range: Range = (0.1, 0.5)  # darkening at the corners: x·(1 - v·r²)
     gradient_p: float = 0.3
     gradient_range: Range = (0.1, 0.5)  # linear light ramp 1 ± g across the frame, any direction
     low_light_p: float = 0.5
     low_light_range: Range = (0.02, 0.08)  # extra noise std at black, times (1 - mean grey)²
+    # Lens dirt: opaque dark blobs fixed on the lens for the whole window, their count drawn in
+    # `dirt_range` (rounded), each 6-16% of the width across; off in the default recipe.
+    dirt_p: float = 0.0
+    dirt_range: Range = (1.0, 3.0)
 
     def __post_init__(self) -> None:
         for name in ("brightness", "contrast", "saturation", "channel_gain"):
@@ -97,6 +105,13 @@ class AugmentConfig:
                 raise ValueError(
                     f"{op}_range must be (lo, hi) with {low} <= lo <= hi <= {high}, got {drawn}"
                 )
+        if not 0.0 < self.glare_radius[0] <= self.glare_radius[1] <= 1.0:
+            raise ValueError(f"glare_radius must be (lo, hi) in (0, 1], got {self.glare_radius}")
+        y0, y1, x0, x1 = self.glare_box
+        if not (-1.0 <= y0 <= y1 <= 1.0 and -1.0 <= x0 <= x1 <= 1.0):
+            raise ValueError(
+                f"glare_box must be (y lo, y hi, x lo, x hi) within [-1, 1], got {self.glare_box}"
+            )
 
     @classmethod
     def paper(cls) -> AugmentConfig:
@@ -104,6 +119,13 @@ class AugmentConfig:
         (Not bit-identical to the old torch code: contrast now pivots on the window's mean
         grey, not each frame's, and the noise bank is read at random row offsets.)"""
         return cls(**{f"{op}_p": 0.0 for op in _BOUNDS})  # type: ignore[arg-type]
+
+    @classmethod
+    def outdoor(cls) -> AugmentConfig:
+        """The default recipe plus what a low sun and a dirty lens do to a camera: the glare
+        blob in half the windows (not a fifth), at 0.3-0.7 and up to 35% of the width wide,
+        and lens dirt (1-3 dark blobs) in 30% (docs/robustness.md, round 5)."""
+        return cls(glare_p=0.5, glare_range=(0.3, 0.7), glare_radius=(0.05, 0.35), dirt_p=0.3)
 
     @classmethod
     def scaled(cls, strength: float) -> AugmentConfig:
@@ -130,6 +152,8 @@ class _Draw:
     haze: np.ndarray  # [3], 0..255
     light: np.ndarray | None  # [H, W, 3] float32 multiplicative map (vignette, gradient)
     glare: np.ndarray | None  # [H, W, 3] float32 additive map
+    dirt: np.ndarray | None  # [H, W] bool: where lens dirt covers the frame
+    dirt_colour: np.ndarray  # [3], 0..255
     noise: float  # noise std, 0..255
     low_light: float  # extra noise std at black, 0..255
 
@@ -210,6 +234,19 @@ def _glare_map(
     return (blob[..., None] * (255.0 * peak) * _GLARE).astype(np.float32)
 
 
+def _dirt_mask(rng: np.random.Generator, shape: tuple[int, int], count: int) -> np.ndarray:
+    """Bool [H, W]: `count` ellipses, each 6-16% of the width across, anywhere on the frame."""
+    height, width = shape
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(count):
+        cx, cy = rng.uniform(0.05, 0.95) * width, rng.uniform(0.05, 0.95) * height
+        ax = rng.uniform(0.03, 0.08) * width
+        ay, angle = ax * rng.uniform(0.6, 1.4), rng.uniform(0, 180)
+        centre, axes = (round(cx * 16), round(cy * 16)), (round(ax * 16), round(ay * 16))
+        cv2.ellipse(mask, centre, axes, angle, 0, 360, 1, -1, cv2.LINE_8, 4)
+    return mask.astype(bool)
+
+
 class Augmenter:
     """Seeded augmentation of uint8 frames [B, T, H, W, 3] → uint8 of the same shape.
 
@@ -222,6 +259,7 @@ class Augmenter:
         self.config = config
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
+        self.dirt_rng = np.random.default_rng([seed, _DIRT_STREAM])
         self._bank: np.ndarray | None = None
         self._buffer: np.ndarray | None = None
 
@@ -252,8 +290,12 @@ class Augmenter:
         gradient = self._pick(cfg.gradient_p, cfg.gradient_range) or 0.0
         angle = 2 * np.pi * self.rng.random()
         glare = self._pick(cfg.glare_p, cfg.glare_range) or 0.0
-        centre, radius = 2 * self.rng.random(2) - 1, self.rng.uniform(*_GLARE_RADIUS)
+        box = np.array(cfg.glare_box)
+        centre = box[0::2] + (box[1::2] - box[0::2]) * self.rng.random(2)
+        radius = self.rng.uniform(*cfg.glare_radius)
         low_light = self._pick(cfg.low_light_p, cfg.low_light_range) or 0.0
+        coin, count = self.dirt_rng.random(), self.dirt_rng.uniform(*cfg.dirt_range)
+        dirt = _dirt_mask(self.dirt_rng, shape, round(count)) if coin < cfg.dirt_p else None
         return _Draw(
             lut=_tone_lut(gamma, exposure, kelvin, gains * brightness),
             contrast=float(contrast),
@@ -262,6 +304,8 @@ class Augmenter:
             haze=haze,
             light=_light_map(shape, vignette, gradient, angle),
             glare=_glare_map(shape, glare, centre, radius),
+            dirt=dirt,
+            dirt_colour=self.dirt_rng.uniform(10.0, 80.0) * self.dirt_rng.uniform(0.8, 1.2, 3),
             noise=255.0 * cfg.noise_std,
             low_light=255.0 * low_light,
         )
@@ -289,6 +333,8 @@ class Augmenter:
             np.multiply(frames, draw.light, out=frames)
         if draw.glare is not None:
             np.add(frames, draw.glare, out=frames)
+        if draw.dirt is not None:  # on the lens: in front of the light, under the sensor noise
+            frames[:, draw.dirt] = draw.dirt_colour
         sigma = draw.noise
         if draw.low_light > 0:
             grey = np.clip(np.array(cv2.mean(x)[:3]) @ _LUMA / 255.0, 0.0, 1.0)

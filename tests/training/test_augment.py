@@ -178,6 +178,48 @@ def test_glare_raises_brightness_locally():
         assert window[..., 2].max() < red.max()  # warm: less blue than red
 
 
+def test_glare_centre_falls_inside_its_box():
+    box = (-0.6, -0.2, 0.4, 0.8)  # upper half, right of centre
+    config = _only("glare", 0.7, glare_box=box, glare_radius=(0.05, 0.05))
+    out = _run(config, _grey(0, shape=(20, 1, 36, 64, 3)))[:, 0, ..., 0].numpy()
+    for frame in out:
+        y, x = np.unravel_index(np.argmax(frame), frame.shape)
+        y, x = (y + 0.5) / 36 * 2 - 1, (x + 0.5) / 64 * 2 - 1
+        assert box[0] - 0.06 <= y <= box[1] + 0.06 and box[2] - 0.04 <= x <= box[3] + 0.04
+
+
+def test_wider_glare_radius_lights_more_of_the_frame():
+    lit = []
+    for radius in (0.05, 0.35):
+        config = _only("glare", 0.7, glare_box=(0, 0, 0, 0), glare_radius=(radius, radius))
+        out = _run(config, _grey(0, shape=(1, 1, 36, 64, 3))).double()
+        lit.append(float((out[..., 0] > 50).double().mean()))
+    assert lit[0] < 0.1 < 0.5 < lit[1]
+
+
+def test_lens_dirt_is_dark_fixed_for_the_window_and_covers_a_little():
+    config = _off(dirt_p=1.0, dirt_range=(1.0, 3.0))
+    out = _run(config, _grey(220, shape=(6, 4, 36, 64, 3)))
+    covered = []
+    for window in out:
+        assert torch.equal(window, window[:1].expand_as(window))  # stuck on the lens
+        dark = window[0].double().mean(-1) < 100
+        assert window[0][dark].double().max() <= 80 * 1.2 + 1  # 10..80 grey, tinted ±20%
+        covered.append(float(dark.double().mean()))
+    assert min(covered) > 0.0 and max(covered) < 0.3  # 1 to 3 blobs, each 6-16% across
+    assert len(set(covered)) > 1  # each window its own dirt
+
+
+def test_lens_dirt_draws_from_its_own_stream():
+    """Dirt on leaves every other op's draw as it was (the default recipe keeps its draws)."""
+    frames = _frames(shape=(3, 2, 36, 64, 3))
+    clean = _run(AugmentConfig(), frames)
+    dirty = _run(AugmentConfig(dirt_p=1.0), frames)
+    assert not torch.equal(clean, dirty)
+    same = (clean == dirty).all(-1)
+    assert same.double().mean() > 0.7  # only the blobs differ
+
+
 def test_vignette_darkens_corners_not_the_centre():
     out = _run(_only("vignette", 0.5), _grey(200, shape=(1, 1, 36, 64, 3)))[0, 0, ..., 1]
     assert out[18, 32] >= 199
@@ -236,6 +278,9 @@ def test_channel_gain_tints_each_window_once():
         ("gamma_range", (0.0, 1.0)),
         ("veil_range", (0.0, 2.0)),
         ("temperature_range", (3000.0,)),
+        ("dirt_range", (1.0, 4.0)),  # the occlusion preset's count
+        ("glare_radius", (0.0, 0.2)),
+        ("glare_box", (-1.0, 1.0, 0.5, 0.2)),
     ],
 )
 def test_config_rejects_bad_values(field, value):
