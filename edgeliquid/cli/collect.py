@@ -33,6 +33,10 @@ def collect_command(
     randomize: Annotated[
         bool, typer.Option(help="Per-episode light and palettes (ranges exclude the eval shifts).")
     ] = False,
+    glare_ahead: Annotated[
+        bool,
+        typer.Option(help="With --randomize: a strong low sun ahead in half the episodes."),
+    ] = False,
     decoys: Annotated[
         bool,
         typer.Option(help="Look-alikes of the target: boxes, off-colour spheres, odd trees."),
@@ -65,6 +69,7 @@ def collect_command(
         action_noise=action_noise,
         hover_s=hover,
         randomize=randomize,
+        glare_ahead=glare_ahead,
         decoys=decoys,
         workers=workers,
         height=height,

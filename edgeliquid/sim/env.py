@@ -25,7 +25,7 @@ import numpy as np
 from edgeliquid.contract import COMMAND_LIMITS, NOMINAL_DT
 from edgeliquid.sim.decoys import draw_decoys
 from edgeliquid.sim.look import build_look
-from edgeliquid.sim.randomize import draw_appearance
+from edgeliquid.sim.randomize import GLARE_AHEAD, RANDOMIZATION, Randomization, draw_appearance
 from edgeliquid.sim.render import Renderer
 from edgeliquid.sim.scene import (
     DRONE_RADIUS,
@@ -81,6 +81,9 @@ class NavEnvConfig:
     # per-episode light and palettes drawn from sim.randomize.RANDOMIZATION (training data
     # only: evaluation never randomises); the scene geometry stays the same
     randomize: bool = False
+    # with randomize: the sun-ahead half of the episodes gets a strong veil and bloom
+    # (sim.randomize.GLARE_AHEAD, still below the glare preset); training data only
+    glare_ahead: bool = False
     # training-time look-alikes of the target (sim.decoys: boxes, off-colour spheres on poles,
     # odd-coloured trees; never the distractors or autumn presets); training data only
     decoys: bool = False
@@ -99,6 +102,8 @@ class NavEnvConfig:
             raise ValueError(f"fov_deg must be in [20, 150], got {self.fov_deg}")
         if self.time_limit <= 0 or self.velocity_tau <= 0 or self.yaw_tau <= 0:
             raise ValueError("time_limit, velocity_tau and yaw_tau must be > 0")
+        if self.glare_ahead and not self.randomize:
+            raise ValueError("glare_ahead changes the randomised light: it needs randomize")
         parse_shift(self.shift)  # ValueError naming the valid shifts
         check_task(self.task)  # ValueError naming the valid tasks
 
@@ -159,6 +164,10 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         self._frame: np.ndarray | None = None
         self.outcome: str | None = None
 
+    def _ranges(self) -> Randomization:
+        """The ranges a randomised episode's light is drawn from."""
+        return GLARE_AHEAD if self.config.glare_ahead else RANDOMIZATION
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -169,7 +178,9 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         r = self.renderer
         heading = float(self.scene.start[3])
         self.appearance = (
-            draw_appearance(episode_seed, heading=heading) if self.config.randomize else None
+            draw_appearance(episode_seed, self._ranges(), heading)
+            if self.config.randomize
+            else None
         )
         self.decoys = draw_decoys(episode_seed, self.scene) if self.config.decoys else None
         if self.decoys is not None:

@@ -67,6 +67,10 @@ class Randomization:
     sun_ahead_p: float = 0.5
     sun_ahead_bearing: float = 0.8
     sun_ahead_elevation: Range = (0.02, 0.3)
+    # When set, the sun-ahead episodes draw veil and bloom here instead (both below the glare
+    # preset's strength 1, as veil and bloom): a strong low sun ahead in every one of them,
+    # e.g. right behind the target (`GLARE_AHEAD`, `collect --glare-ahead`).
+    ahead_glare: Range | None = None
 
     def __post_init__(self) -> None:
         for name, (low, high, why) in LIMITS.items():
@@ -82,6 +86,14 @@ class Randomization:
             raise ValueError(
                 f"sun_ahead_bearing must be in [0, pi] rad, got {self.sun_ahead_bearing}"
             )
+        if self.ahead_glare is not None:
+            lo, hi = self.ahead_glare
+            limit = min(LIMITS["veil"][1], LIMITS["bloom"][1])
+            if not 0.0 <= lo <= hi <= limit:
+                raise ValueError(
+                    f"randomization ahead_glare must be (low, high) with 0 <= low <= high <= "
+                    f"{limit} (glare's veil and bloom are strength 1), got {(lo, hi)}"
+                )
         lo, hi = self.sun_ahead_elevation
         if not 0.0 <= lo <= hi <= LIMITS["sun_elevation"][1]:
             raise ValueError(
@@ -118,6 +130,8 @@ class Appearance:
 
 
 RANDOMIZATION = Randomization()
+# The sun-ahead half of the episodes with a strong veil and bloom (collect --glare-ahead)
+GLARE_AHEAD = Randomization(ahead_glare=(0.35, 0.7))
 
 
 def draw_appearance(
@@ -134,7 +148,10 @@ def draw_appearance(
     else:
         sun = (float(rng.uniform(-math.pi, math.pi)), float(rng.uniform(*ranges.sun_elevation)))
     names = [f.name for f in fields(Appearance) if f.name != "sun"]
-    return Appearance(sun=sun, **{n: float(rng.uniform(*getattr(ranges, n))) for n in names})
+    drawn = {n: float(rng.uniform(*getattr(ranges, n))) for n in names}
+    if ahead and ranges.ahead_glare is not None:  # drawn last: every other value as without
+        drawn["veil"], drawn["bloom"] = (float(v) for v in rng.uniform(*ranges.ahead_glare, 2))
+    return Appearance(sun=sun, **drawn)
 
 
 # Blackbody white points (RGB, sRGB-ish; Mitchell Charity's table) by kelvin.

@@ -23,7 +23,9 @@ tests/sim/test_randomize.py and test_decoys.py over 1500-2000 draws, with a marg
 |             | (235,130,70) = glow 1                         | luma >= 0.55; glow 0..0.6 (< 0.75) |
 | glare       | veil 0.75x+60 and full bloom = strength 1     | veil 0..0.7, bloom 0..0.7 (< 0.75) |
 |             | (sun +-0.5 rad of the start heading, 0.06..   | half the episodes: sun +-0.8 rad   |
-|             | 0.2 rad up: where, not what, defines it)      | ahead, 0.02..0.3 rad up            |
+|             | 0.2 rad up: where, not what, defines it)      | ahead, 0.02..0.3 rad up;           |
+|             |                                               | --glare-ahead: veil and bloom      |
+|             |                                               | 0.35..0.7 in that half             |
 | autumn      | ground hue 39, foliage 41/26 deg (summer 92,  | hue shifts -15..15 deg (max 30);   |
 |             | foliage 115/95), every canopy                 | --decoys: 0..40% of the broadleaf  |
 |             |                                               | canopies (max 50%), half in warm   |

@@ -17,7 +17,8 @@ from edgeliquid.episodes import load_dataset, read_manifest
 from edgeliquid.errors import EdgeLiquidError
 
 DATA_KEYS = (
-    "seed", "shift", "task", "dt_jitter", "action_noise", "hover_s", "randomize", "decoys",
+    "seed", "shift", "task", "dt_jitter", "action_noise", "hover_s", "randomize", "glare_ahead",
+    "decoys",
 )  # fmt: skip
 POLICY_KEYS = ("policy", "policy_sha256", "beta", "beta_per")  # a DAgger folder's flyer
 

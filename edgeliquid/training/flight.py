@@ -29,6 +29,7 @@ STATE_EXTRA = ("distance", "bearing")  # appended to sim.STATE_FIELDS in Episode
 LEGACY = {
     "task": "reach",
     "decoys": False,
+    "glare_ahead": False,
 }  # settings a manifest written before they existed stands for
 NOISE_FADE_M = 8.0  # m: nearer the target the noise shrinks linearly, down to 20%
 BETA_PER = ("step", "episode")  # what one expert-or-policy draw covers
@@ -52,6 +53,8 @@ class CollectConfig:
     width: int = 128
     # per-episode light and palettes (sim.randomize ranges, which exclude the eval shifts)
     randomize: bool = False
+    # with randomize: a strong low sun ahead in half the episodes (sim.randomize.GLARE_AHEAD)
+    glare_ahead: bool = False
     # look-alikes of the target to tell it from (sim.decoys; never the eval presets)
     decoys: bool = False
     workers: int = 1
@@ -89,6 +92,7 @@ class CollectConfig:
             dt_jitter=self.dt_jitter,
             end_on_success=self.hover_s == 0,
             randomize=self.randomize,
+            glare_ahead=self.glare_ahead,
             decoys=self.decoys,
         )
 
@@ -106,6 +110,7 @@ class CollectConfig:
             "noise_tau": self.noise_tau,
             "hover_s": self.hover_s,
             "randomize": self.randomize,
+            "glare_ahead": self.glare_ahead,
             "decoys": self.decoys,
             **self.policy_settings(),
         }

@@ -3,7 +3,7 @@
 import colorsys
 import math
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from edgeliquid.sim import SHIFTS, NavEnv, NavEnvConfig, shifts
 from edgeliquid.sim.look import PALETTES, palette_for, randomized_palette
 from edgeliquid.sim.randomize import (
+    GLARE_AHEAD,
     LUMA,
     RANDOMIZATION,
     Randomization,
@@ -115,6 +116,35 @@ def test_no_draw_reaches_glare(draws):
     assert max(a.bloom for a in draws) > 0.5  # but the data does come close
 
 
+def test_glare_ahead_gives_every_sun_ahead_a_strong_glare_and_changes_nothing_else():
+    always, never = (
+        Randomization(sun_ahead_p=p, ahead_glare=GLARE_AHEAD.ahead_glare) for p in (1.0, 0.0)
+    )
+    for seed in range(300):
+        strong = draw_appearance(seed, always, heading=-1.0)
+        plain = draw_appearance(seed, Randomization(sun_ahead_p=1.0), heading=-1.0)
+        assert 0.35 <= strong.veil <= 0.7 and 0.35 <= strong.bloom <= 0.7
+        assert replace(strong, veil=plain.veil, bloom=plain.bloom) == plain  # drawn last
+        assert draw_appearance(seed, never) == draw_appearance(seed, Randomization(sun_ahead_p=0))
+    share = np.mean([draw_appearance(s, GLARE_AHEAD).bloom >= 0.35 for s in range(DRAWS)])
+    assert 0.7 < share < 0.8  # the ahead half, and half of the rest
+    with pytest.raises(ValueError, match=r"ahead_glare.*glare"):
+        Randomization(ahead_glare=(0.5, 0.8))
+    with pytest.raises(ValueError, match="needs randomize"):
+        NavEnvConfig(glare_ahead=True)
+
+
+def test_no_glare_ahead_draw_reaches_glare():
+    preset = SensorEffects(SHIFTS["glare"], (36, 64), 32.0, (0.0, 0.1), np.zeros((0, 5)))
+    for seed in range(DRAWS):
+        a = draw_appearance(seed, GLARE_AHEAD)
+        assert a.veil < 0.75 and a.bloom < 0.75
+    effects = SensorEffects(SHIFTS["none"], (36, 64), 32.0, a.sun, np.zeros((0, 5)), (0.7, 0.7))
+    assert effects.veil[0] > preset.veil[0] + 0.06
+    assert effects.bloom is not None and preset.bloom is not None
+    assert float(effects.bloom.max()) < 0.75 * float(preset.bloom.max())
+
+
 def test_no_draw_reaches_autumn_or_winter(draws):
     autumn, winter, summer = PALETTES["autumn"], PALETTES["winter"], PALETTES["summer"]
     for a in draws:
@@ -174,6 +204,9 @@ def test_the_table_beside_the_presets_shows_the_ranges():
             low, high = value
             assert f"{low:g}..{high:g}" in doc, f"{f.name} {low:g}..{high:g} missing in shifts.py"
     assert f"half the episodes: sun +-{RANDOMIZATION.sun_ahead_bearing:g} rad" in doc
+    assert GLARE_AHEAD.ahead_glare is not None
+    low, high = GLARE_AHEAD.ahead_glare
+    assert "--glare-ahead: veil and bloom" in doc and f"{low:g}..{high:g} in that half" in doc
     assert RANDOMIZATION.sun_ahead_p == 0.5
     assert re.search(r"glare\s*\|", doc) and re.search(r"dusk\s*\|", doc)
     assert math.isclose(sum(LUMA), 1.0)

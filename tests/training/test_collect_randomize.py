@@ -56,3 +56,19 @@ def test_decoys_are_recorded_and_an_older_manifest_means_none(tmp_path):
     del old["decoys"]  # written before the field existed
     path.write_text(json.dumps(old))
     assert len(collect(tmp_path / "old", CollectConfig(episodes=2, **SMALL))["episodes"]) == 2
+
+
+def test_glare_ahead_is_recorded_and_an_older_manifest_means_off(tmp_path):
+    config = CollectConfig(episodes=1, randomize=True, glare_ahead=True, **SMALL)
+    assert collect(tmp_path / "g", config)["glare_ahead"] is True
+    with pytest.raises(EdgeLiquidError, match=r"other settings.*glare_ahead True vs False"):
+        collect(tmp_path / "g", CollectConfig(episodes=2, randomize=True, **SMALL))
+    with pytest.raises(ValueError, match="needs randomize"):
+        CollectConfig(episodes=1, glare_ahead=True, **SMALL)
+    collect(tmp_path / "old", CollectConfig(episodes=1, randomize=True, **SMALL))
+    path = tmp_path / "old" / data.MANIFEST
+    old = json.loads(path.read_text())
+    del old["glare_ahead"]  # written before the field existed
+    path.write_text(json.dumps(old))
+    resumed = collect(tmp_path / "old", CollectConfig(episodes=2, randomize=True, **SMALL))
+    assert len(resumed["episodes"]) == 2
