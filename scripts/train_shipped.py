@@ -7,7 +7,8 @@ ones a user would type:
 
 1. `edgeliquid collect`: expert flights with timing variation (--dt-jitter), smooth action
    noise (recoveries) and 2 s of hover after arrival (so stopping is in the data), per-episode
-   randomised light and palettes (--randomize; ranges exclude the eval shifts) and decoys
+   randomised light and palettes (--randomize; ranges exclude the eval shifts), a strong low
+   sun ahead in half the episodes (--glare-ahead; still below the glare preset) and decoys
    (--decoys: boxes, off-colour spheres on poles, odd-coloured trees; never the
    distractors or autumn preset), no OOD shift; collect seed 1;
 2. `edgeliquid train`: the CfC policy from scratch (BatchNorm head, per-frame input
@@ -63,6 +64,7 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
             "--hover",
             str(a.hover),
             "--randomize" if a.randomize else "--no-randomize",
+            "--glare-ahead" if a.glare_ahead else "--no-glare-ahead",
             "--decoys" if a.decoys else "--no-decoys",
             "--workers",
             "2",
@@ -79,6 +81,10 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
             str(a.epochs),
             "--input-norm",
             a.input_norm,
+            "--augment-preset",
+            a.augment_preset,
+            "--val-seed",
+            "0",
             "--max-minutes",
             "15",
         ],
@@ -191,7 +197,7 @@ def onnx_card(a: argparse.Namespace, cmds: dict, pretty: dict, none_pt: float) -
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=Path("data/decoys2"))
+    p.add_argument("--data", type=Path, default=Path("data/glare3"))
     p.add_argument("--run", type=Path, default=Path("runs/shipped"))
     p.add_argument("--out", type=Path, default=Path("models"))
     p.add_argument("--episodes", type=int, default=300)
@@ -206,6 +212,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="collect with per-episode randomised light and palettes",
     )
     p.add_argument(
+        "--glare-ahead",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --randomize: a strong low sun ahead in half the episodes",
+    )
+    p.add_argument(
         "--decoys",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -214,6 +226,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--train-seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=18)
     p.add_argument("--input-norm", default="frame", help="fixed | frame (train --input-norm)")
+    p.add_argument("--augment-preset", default="strong", help="train --augment-preset")
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--eval-seed", type=int, default=12345)
     p.add_argument(
