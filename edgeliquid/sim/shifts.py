@@ -195,7 +195,7 @@ class SensorEffects:
         self.veil_lut = _veil_lut(*self.veil)
         self.glare = veil > 0 or bloom > 0
         self.bloom = _bloom_kernel(height, width) * np.float32(bloom) if bloom > 0 else None
-        self.occluder_mask = _occluder_mask(occluders, height, width) if len(occluders) else None
+        self.occluder_mask = occluder_mask(occluders, height, width) if len(occluders) else None
         self.occluder_color = np.array([38, 33, 28], np.uint8)  # dirt / a dead leaf
 
     def apply(self, frame: np.ndarray, yaw: float, rng: np.random.Generator) -> np.ndarray:
@@ -249,8 +249,9 @@ def _bloom_kernel(height: int, width: int) -> np.ndarray:
     return glow.astype(np.float32)
 
 
-def _occluder_mask(occluders: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bool [H, W]: where the lens blobs (given in image fractions) cover the frame."""
+def occluder_mask(occluders: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bool [H, W]: where the lens blobs [K, 5] (cx, cy, ax, ay in image fractions, the axes
+    of the width; angle in deg) cover the frame. Also training.augment's lens dirt."""
     mask = np.zeros((height, width), np.uint8)
     for cx, cy, ax, ay, angle in occluders:
         center = (round(cx * width * 16), round(cy * height * 16))

@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 import torch
 
+from edgeliquid.sim.shifts import occluder_mask
+
 Range = tuple[float, float]
 
 # ITU-R BT.601 luma weights: the grey that saturation and contrast pivot around.
@@ -235,16 +237,12 @@ def _glare_map(
 
 
 def _dirt_mask(rng: np.random.Generator, shape: tuple[int, int], count: int) -> np.ndarray:
-    """Bool [H, W]: `count` ellipses, each 6-16% of the width across, anywhere on the frame."""
-    height, width = shape
-    mask = np.zeros(shape, np.uint8)
-    for _ in range(count):
-        cx, cy = rng.uniform(0.05, 0.95) * width, rng.uniform(0.05, 0.95) * height
-        ax = rng.uniform(0.03, 0.08) * width
-        ay, angle = ax * rng.uniform(0.6, 1.4), rng.uniform(0, 180)
-        centre, axes = (round(cx * 16), round(cy * 16)), (round(ax * 16), round(ay * 16))
-        cv2.ellipse(mask, centre, axes, angle, 0, 360, 1, -1, cv2.LINE_8, 4)
-    return mask.astype(bool)
+    """Bool [H, W]: `count` ellipses, each 6-16% of the width across, anywhere on the frame
+    (drawn as the simulator draws its lens occluders)."""
+    centre = rng.uniform(0.05, 0.95, (2, count))
+    ax = rng.uniform(0.03, 0.08, count)
+    blobs = np.stack([*centre, ax, ax * rng.uniform(0.6, 1.4, count), rng.uniform(0, 180, count)])
+    return occluder_mask(blobs.T, *shape)
 
 
 class Augmenter:
