@@ -41,6 +41,10 @@ def collect_command(
         bool,
         typer.Option(help="Look-alikes of the target: boxes, off-colour spheres, odd trees."),
     ] = False,
+    decoy_mix: Annotated[
+        str,
+        typer.Option(help="With --decoys: v2, dense (more red-orange boxes) or dense-dirt."),
+    ] = "v2",
     workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
     height: Annotated[int, typer.Option(help="Frame height: the policy's input.")] = 72,
     width: Annotated[int, typer.Option(help="Frame width: the policy's input.")] = 128,
@@ -71,6 +75,7 @@ def collect_command(
         randomize=randomize,
         glare_ahead=glare_ahead,
         decoys=decoys,
+        decoy_mix=decoy_mix,
         workers=workers,
         height=height,
         width=width,

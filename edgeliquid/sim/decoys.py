@@ -13,6 +13,11 @@ that are *not* those presets:
 - **odd trees**: a share of the broadleaf canopies recoloured, half of them to a warm hue (a red
   maple in a green wood), the rest to any hue.
 
+Mixes (`DECOY_MIXES`, `collect --decoy-mix`): `v2` as above; `dense` more of them and more of
+them red-orange boxes (2..4 objects, 80% boxes, 85% of those near the target's hue); `dense-dirt`
+also puts 1..3 lens-dirt blobs (the `occlusion` preset's blobs, never its 4) on the lens for a
+whole episode in 30% of the episodes, drawn from a stream of their own (DIRT_STREAM).
+
 Never drawn: a cone or a ball on the ground (the `distractors` preset places 8 red-orange
 ones), more than 4 objects, a recolour of more than 40% of the canopies or of the ground (the
 `autumn` preset recolours every canopy, the ground and the hills). tests/sim/test_decoys.py
@@ -26,17 +31,27 @@ expert never looks at decoys, so labels are unchanged. numpy only.
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from edgeliquid.sim.look import PALETTES, TARGET_COLOR, OddTrees
-from edgeliquid.sim.scene import BOX, DECOY_FIELDS, POLE_SPHERE, Scene, place_ahead
+from edgeliquid.sim.scene import (
+    BOX,
+    DECOY_FIELDS,
+    POLE_SPHERE,
+    Scene,
+    place_ahead,
+    place_occluders,
+)
 
 STREAM = 3  # default_rng([episode seed, STREAM]): after randomize's appearance stream (2)
 WARM = (0.0, 60.0)  # deg of hue: red to yellow, where a canopy can look like the target
 DISTRACTORS_PRESET = 8  # the distractors shift's count
 MAX_DECOYS = 4  # objects an episode: well below it
+DIRT_STREAM = (STREAM, 1)  # lens dirt's own stream: the objects' draws are those without dirt
+OCCLUSION_PRESET = 4  # the occlusion shift's blobs
+MAX_DIRT = 3  # lens-dirt blobs an episode: below it
 TARGET_HUE = 360.0 * colorsys.rgb_to_hsv(*(c / 255 for c in TARGET_COLOR))[0]
 
 
@@ -51,6 +66,8 @@ class DecoyConfig:
     sphere_hue_gap: float = 45.0  # deg: a sphere on a pole is never the target's colour
     odd_trees: tuple[float, float] = (0.0, 0.4)  # share of broadleaf canopies recoloured
     warm_trees: float = 0.5  # share of odd trees in warm hues (WARM), the rest any hue
+    lens_dirt: float = 0.0  # share of episodes with dirt on the lens (dirt_count blobs)
+    dirt_count: tuple[int, int] = (1, MAX_DIRT)  # blobs when there is dirt, uniform
 
     def __post_init__(self) -> None:
         lo, hi = self.count
@@ -67,6 +84,15 @@ class DecoyConfig:
             )
         if not 30.0 <= self.sphere_hue_gap <= 150.0:
             raise ValueError(f"sphere_hue_gap must be in [30, 150] deg, got {self.sphere_hue_gap}")
+        if (
+            not 0.0 <= self.lens_dirt <= 1.0
+            or not 1 <= self.dirt_count[0] <= self.dirt_count[1] <= MAX_DIRT
+        ):
+            raise ValueError(
+                f"lens_dirt must be in [0, 1] and dirt_count (low, high) with 1 <= low <= high "
+                f"<= {MAX_DIRT} (the occlusion preset has {OCCLUSION_PRESET} blobs), got "
+                f"{self.lens_dirt}, {self.dirt_count}"
+            )
         lo_t, hi_t = self.odd_trees
         if not 0.0 <= lo_t <= hi_t <= 0.5:
             raise ValueError(
@@ -77,11 +103,13 @@ class DecoyConfig:
 
 @dataclass(frozen=True)
 class Decoys:
-    """One episode's decoys: objects [K, 8] in DECOY_FIELDS order (colour in RGB 0..255), and
-    the odd trees (indices into the scene's trees, with their hue turn and gain)."""
+    """One episode's decoys: objects [K, 8] in DECOY_FIELDS order (colour in RGB 0..255), the
+    odd trees (indices into the scene's trees, with their hue turn and gain) and lens dirt
+    [D, 5] (scene.place_occluders' fields)."""
 
     objects: np.ndarray
     odd_trees: OddTrees
+    dirt: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
 
     def as_dict(self) -> dict[str, list]:
         """Plain JSON values (for an episode's meta)."""
@@ -90,10 +118,20 @@ class Decoys:
                 dict(zip(DECOY_FIELDS, map(float, row), strict=True)) for row in self.objects
             ],
             "odd_trees": [int(i) for i in self.odd_trees.index],
+            "lens_dirt": [[float(v) for v in blob] for blob in self.dirt],  # cx, cy, ax, ay, deg
         }
 
 
 DECOYS = DecoyConfig()
+DENSE = DecoyConfig(count=(2, MAX_DECOYS), box_share=0.8, near_share=0.85)
+DECOY_MIXES = {"v2": DECOYS, "dense": DENSE, "dense-dirt": replace(DENSE, lens_dirt=0.3)}
+
+
+def decoy_mix(name: str) -> DecoyConfig:
+    """The named mix; ValueError naming the valid ones."""
+    if name not in DECOY_MIXES:
+        raise ValueError(f"unknown decoy mix {name!r}; choose one of {', '.join(DECOY_MIXES)}")
+    return DECOY_MIXES[name]
 
 
 def draw_decoys(seed: int, scene: Scene, config: DecoyConfig = DECOYS) -> Decoys:
@@ -109,7 +147,16 @@ def draw_decoys(seed: int, scene: Scene, config: DecoyConfig = DECOYS) -> Decoys
     hue = np.where(warm, rng.uniform(*WARM, len(picked)), rng.uniform(0.0, 360.0, len(picked)))
     turn = (hue - canopy_hue + 180.0) % 360.0 - 180.0  # the turn that gives `hue`
     odd = OddTrees(picked, turn, rng.uniform(0.9, 1.6, len(picked)))
-    return Decoys(np.array(rows, float).reshape(-1, len(DECOY_FIELDS)), odd)
+    objects = np.array(rows, float).reshape(-1, len(DECOY_FIELDS))
+    return Decoys(objects, odd, _lens_dirt(seed, config))
+
+
+def _lens_dirt(seed: int, config: DecoyConfig) -> np.ndarray:
+    """The episode's lens-dirt blobs (none in 1 - lens_dirt of the episodes)."""
+    rng = np.random.default_rng([seed, *DIRT_STREAM])
+    dirty = rng.uniform() < config.lens_dirt
+    count = int(rng.integers(config.dirt_count[0], config.dirt_count[1] + 1)) if dirty else 0
+    return place_occluders(rng, count)
 
 
 def _canopy_hue(trees: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgeliquid.contract import COMMAND_LIMITS, NOMINAL_DT
-from edgeliquid.sim.decoys import draw_decoys
+from edgeliquid.sim.decoys import decoy_mix, draw_decoys
 from edgeliquid.sim.look import build_look
 from edgeliquid.sim.randomize import GLARE_AHEAD, RANDOMIZATION, Randomization, draw_appearance
 from edgeliquid.sim.render import Renderer
@@ -87,6 +87,7 @@ class NavEnvConfig:
     # training-time look-alikes of the target (sim.decoys: boxes, off-colour spheres on poles,
     # odd-coloured trees; never the distractors or autumn presets); training data only
     decoys: bool = False
+    decoy_mix: str = "v2"  # with decoys: which sim.decoys.DECOY_MIXES (v2, dense, dense-dirt)
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def __post_init__(self) -> None:
@@ -104,6 +105,9 @@ class NavEnvConfig:
             raise ValueError("time_limit, velocity_tau and yaw_tau must be > 0")
         if self.glare_ahead and not self.randomize:
             raise ValueError("glare_ahead changes the randomised light: it needs randomize")
+        decoy_mix(self.decoy_mix)  # ValueError naming the valid mixes
+        if self.decoy_mix != "v2" and not self.decoys:
+            raise ValueError(f"decoy_mix {self.decoy_mix!r} chooses decoys: it needs decoys")
         parse_shift(self.shift)  # ValueError naming the valid shifts
         check_task(self.task)  # ValueError naming the valid tasks
 
@@ -182,7 +186,8 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
             if self.config.randomize
             else None
         )
-        self.decoys = draw_decoys(episode_seed, self.scene) if self.config.decoys else None
+        mix = decoy_mix(self.config.decoy_mix)
+        self.decoys = draw_decoys(episode_seed, self.scene, mix) if self.config.decoys else None
         if self.decoys is not None:
             self.scene = replace(self.scene, decoys=self.decoys.objects)
         odd_trees = None if self.decoys is None else self.decoys.odd_trees
@@ -191,6 +196,8 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         )
         size = (self.config.height, self.config.width)
         occluders = self.scene.occluders
+        if self.decoys is not None and len(self.decoys.dirt):
+            occluders = np.concatenate([occluders, self.decoys.dirt])
         a = self.appearance
         sun, glare = (self.scene.sun, None) if a is None else (a.sun, (a.veil, a.bloom))
         self.effects = SensorEffects(self.shift, size, r.focal, sun, occluders, glare)

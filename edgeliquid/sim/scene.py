@@ -76,7 +76,7 @@ def generate_scene(seed: int, shift: Shift, config: SceneConfig | None = None) -
         target=target,
         trees=trees,
         distractors=_place_distractors(extra, start, target, shift.distractors),
-        occluders=_place_occluders(extra, shift.occluders),
+        occluders=place_occluders(extra, shift.occluders),
         sun=sun,
         texture_seed=texture_seed,
     )
@@ -146,7 +146,7 @@ def place_ahead(
             return x, y
 
 
-def _place_occluders(rng: np.random.Generator, count: int) -> np.ndarray:
+def place_occluders(rng: np.random.Generator, count: int) -> np.ndarray:
     """Blobs on the lens covering ~15% of a 16:9 frame in all."""
     cx = rng.uniform(0.1, 0.9, count)
     cy = rng.uniform(0.15, 0.95, count)

@@ -36,10 +36,13 @@ tests/sim/test_randomize.py and test_decoys.py over 1500-2000 draws, with a marg
 |             |                                               | boxes on the ground (70% within    |
 |             |                                               | 20 deg of the target's hue) and    |
 |             |                                               | spheres on poles >= 45 deg of hue  |
-|             |                                               | from it; never a cone or a ball    |
+|             |                                               | from it; never a cone or a ball;   |
+|             |                                               | --decoy-mix dense: 2..4 objects,   |
+|             |                                               | 80% boxes, 85% of those near       |
 | noise, blur | noise_std 14, blur_sigma 1.6                  | never set by randomisation         |
-| occlusion,  | occluders 4, dt_scale 2 / 0.5,                | never set by randomisation         |
-| timing      | dt_range (0.4, 2)                             |                                    |
+| occlusion   | occluders 4                                   | --decoy-mix dense-dirt: 1..3 lens  |
+|             |                                               | blobs (max 3) in 30% of episodes   |
+| timing      | dt_scale 2 / 0.5, dt_range (0.4, 2)           | never set by randomisation         |
 
 Also drawn, matching no preset: sun azimuth (full circle) and elevation 0.02..0.9 rad (the sun
 is drawn in the sky, low suns in view), colour temperature 4500..9000 K (luma-neutral gains),

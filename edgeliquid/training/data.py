@@ -18,7 +18,7 @@ from edgeliquid.errors import EdgeLiquidError
 
 DATA_KEYS = (
     "seed", "shift", "task", "dt_jitter", "action_noise", "hover_s", "randomize", "glare_ahead",
-    "decoys",
+    "decoys", "decoy_mix",
 )  # fmt: skip
 POLICY_KEYS = ("policy", "policy_sha256", "beta", "beta_per")  # a DAgger folder's flyer
 

@@ -30,6 +30,7 @@ LEGACY = {
     "task": "reach",
     "decoys": False,
     "glare_ahead": False,
+    "decoy_mix": "v2",
 }  # settings a manifest written before they existed stands for
 NOISE_FADE_M = 8.0  # m: nearer the target the noise shrinks linearly, down to 20%
 BETA_PER = ("step", "episode")  # what one expert-or-policy draw covers
@@ -57,6 +58,7 @@ class CollectConfig:
     glare_ahead: bool = False
     # look-alikes of the target to tell it from (sim.decoys; never the eval presets)
     decoys: bool = False
+    decoy_mix: str = "v2"  # with decoys: sim.decoys.DECOY_MIXES (v2, dense, dense-dirt)
     workers: int = 1
     policy: str | None = None  # DAgger: the model file that flies (None: the expert flies)
     beta: float = 0.0  # DAgger's beta: probability the expert's command is flown instead
@@ -94,6 +96,7 @@ class CollectConfig:
             randomize=self.randomize,
             glare_ahead=self.glare_ahead,
             decoys=self.decoys,
+            decoy_mix=self.decoy_mix,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -112,6 +115,7 @@ class CollectConfig:
             "randomize": self.randomize,
             "glare_ahead": self.glare_ahead,
             "decoys": self.decoys,
+            "decoy_mix": self.decoy_mix,
             **self.policy_settings(),
         }
 

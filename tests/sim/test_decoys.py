@@ -9,9 +9,13 @@ import pytest
 from edgeliquid.sim import NavEnv, NavEnvConfig, shifts
 from edgeliquid.sim.decoys import (
     BOX,
+    DECOY_MIXES,
     DECOYS,
+    DENSE,
     DISTRACTORS_PRESET,
     MAX_DECOYS,
+    MAX_DIRT,
+    OCCLUSION_PRESET,
     POLE_SPHERE,
     TARGET_HUE,
     DecoyConfig,
@@ -125,3 +129,68 @@ def test_the_table_beside_the_presets_shows_the_decoys():
     assert f"--decoys: {100 * lo_t:g}..{hi_t:.0%} of the broadleaf" in doc
     assert f"{DECOYS.near_hue:g} deg of the target's hue" in doc
     assert f">= {DECOYS.sphere_hue_gap:g} deg of hue" in doc
+
+
+@pytest.fixture(scope="module")
+def dense_draws():
+    mix = DECOY_MIXES["dense-dirt"]
+    return [draw_decoys(s, _scene(s), mix) for s in range(DRAWS)]
+
+
+def test_dense_mixes_stay_off_the_distractors_and_occlusion_presets(dense_draws):
+    counts = [len(d.objects) for d in dense_draws]
+    assert (min(counts), max(counts)) == DENSE.count and max(counts) < DISTRACTORS_PRESET
+    rows = np.concatenate([d.objects for d in dense_draws])
+    assert set(rows[:, 2].tolist()) == {BOX, POLE_SPHERE}  # never a cone or a ball
+    boxes = rows[rows[:, 2] == BOX]
+    assert 0.75 < len(boxes) / len(rows) < 0.85
+    near = np.mean([hue_gap(rgb) <= DENSE.near_hue for rgb in boxes[:, 5:8]])
+    assert 0.8 < near < 0.92  # more of them red-orange than v2's 0.7
+    dirt = [len(d.dirt) for d in dense_draws]
+    assert max(dirt) == MAX_DIRT < OCCLUSION_PRESET  # never the occlusion preset's 4 blobs
+    assert 0.25 < np.mean([n > 0 for n in dirt]) < 0.35
+    sizes = np.concatenate([d.dirt for d in dense_draws])[:, 2]
+    assert sizes.min() >= 0.05 and sizes.max() <= 0.11  # the preset's blob sizes
+    assert all(len(draw_decoys(s, _scene(s), DENSE).dirt) == 0 for s in range(200))
+
+
+def test_dirt_has_its_own_stream():
+    """dense-dirt draws the same objects and trees as dense; only the lens differs."""
+    dirty = DECOY_MIXES["dense-dirt"]
+    for s in range(30):
+        a, b = draw_decoys(s, _scene(s), DENSE), draw_decoys(s, _scene(s), dirty)
+        assert np.array_equal(a.objects, b.objects)
+        assert np.array_equal(a.odd_trees.index, b.odd_trees.index)
+
+
+def test_lens_dirt_shows_in_the_frame_and_changes_no_label():
+    dirty, plain = (
+        NavEnv(NavEnvConfig(**SIZE, decoys=True, decoy_mix=m)) for m in ("dense-dirt", "dense")
+    )
+    seed = next(s for s in range(100) if len(dirty.reset(seed=s)[1] and dirty.decoys.dirt))
+    obs_d, _ = dirty.reset(seed=seed)
+    obs_p, _ = plain.reset(seed=seed)
+    dark = (obs_d == [38, 33, 28]).all(axis=-1)
+    assert 0.005 < dark.mean() < 0.2 and not (obs_p == [38, 33, 28]).all(axis=-1).any()
+    assert np.array_equal(obs_d[~dark], obs_p[~dark])
+    assert np.array_equal(ExpertPolicy().act(dirty), ExpertPolicy().act(plain))
+
+
+def test_dirt_counts_that_reach_the_occlusion_preset_are_refused():
+    with pytest.raises(ValueError, match=r"dirt_count .* occlusion preset has 4 blobs"):
+        DecoyConfig(lens_dirt=0.5, dirt_count=(1, 4))
+    with pytest.raises(ValueError, match="lens_dirt must be in"):
+        DecoyConfig(lens_dirt=1.5)
+    with pytest.raises(ValueError, match="needs decoys"):
+        NavEnvConfig(decoy_mix="dense")
+
+
+def test_the_table_beside_the_presets_shows_the_dense_mixes():
+    doc = shifts.__doc__ or ""
+    lo, hi = DENSE.count
+    assert f"--decoy-mix dense: {lo}..{hi} objects" in doc
+    assert f"{DENSE.box_share:.0%} boxes, {DENSE.near_share:.0%} of those near" in doc
+    dirt = DECOY_MIXES["dense-dirt"]
+    lo_d, hi_d = dirt.dirt_count
+    assert f"dense-dirt: {lo_d}..{hi_d} lens" in doc
+    assert f"blobs (max {MAX_DIRT}) in {dirt.lens_dirt:.0%} of episodes" in doc

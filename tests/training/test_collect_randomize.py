@@ -50,12 +50,17 @@ def test_decoys_are_recorded_and_an_older_manifest_means_none(tmp_path):
     assert "objects" in data.load_dataset(tmp_path / "d")[0].meta["decoys"]
     with pytest.raises(EdgeLiquidError, match=r"other settings.*decoys True vs False"):
         collect(tmp_path / "d", CollectConfig(episodes=2, **SMALL))
-    collect(tmp_path / "old", CollectConfig(episodes=1, **SMALL))
-    path = tmp_path / "old" / data.MANIFEST
+    _older_manifest_resumes(tmp_path / "old", "decoys")
+
+
+def _older_manifest_resumes(folder, key, **settings):
+    """A folder whose manifest predates `key` resumes with the setting's old meaning."""
+    collect(folder, CollectConfig(episodes=1, **settings, **SMALL))
+    path = folder / data.MANIFEST
     old = json.loads(path.read_text())
-    del old["decoys"]  # written before the field existed
+    del old[key]  # written before the field existed
     path.write_text(json.dumps(old))
-    assert len(collect(tmp_path / "old", CollectConfig(episodes=2, **SMALL))["episodes"]) == 2
+    assert len(collect(folder, CollectConfig(episodes=2, **settings, **SMALL))["episodes"]) == 2
 
 
 def test_glare_ahead_is_recorded_and_an_older_manifest_means_off(tmp_path):
@@ -65,10 +70,25 @@ def test_glare_ahead_is_recorded_and_an_older_manifest_means_off(tmp_path):
         collect(tmp_path / "g", CollectConfig(episodes=2, randomize=True, **SMALL))
     with pytest.raises(ValueError, match="needs randomize"):
         CollectConfig(episodes=1, glare_ahead=True, **SMALL)
-    collect(tmp_path / "old", CollectConfig(episodes=1, randomize=True, **SMALL))
-    path = tmp_path / "old" / data.MANIFEST
-    old = json.loads(path.read_text())
-    del old["glare_ahead"]  # written before the field existed
-    path.write_text(json.dumps(old))
-    resumed = collect(tmp_path / "old", CollectConfig(episodes=2, randomize=True, **SMALL))
-    assert len(resumed["episodes"]) == 2
+    _older_manifest_resumes(tmp_path / "old", "glare_ahead", randomize=True)
+
+
+def test_decoy_mix_is_recorded_and_an_older_manifest_means_v2(tmp_path):
+    config = CollectConfig(episodes=1, decoys=True, decoy_mix="dense-dirt", **SMALL)
+    manifest = collect(tmp_path / "m", config)
+    assert manifest["decoy_mix"] == "dense-dirt"
+    assert "lens_dirt" in data.load_dataset(tmp_path / "m")[0].meta["decoys"]
+    with pytest.raises(EdgeLiquidError, match=r"other settings.*decoy_mix 'dense-dirt' vs 'v2'"):
+        collect(tmp_path / "m", CollectConfig(episodes=2, decoys=True, **SMALL))
+    with pytest.raises(ValueError, match="needs decoys"):
+        CollectConfig(episodes=1, decoy_mix="dense", **SMALL)
+    with pytest.raises(ValueError, match="unknown decoy mix 'thick'; choose one of v2, dense"):
+        CollectConfig(episodes=1, decoys=True, decoy_mix="thick", **SMALL)
+    _older_manifest_resumes(tmp_path / "old", "decoy_mix", decoys=True)
+
+
+def test_collect_cli_decoy_mix_errors_in_one_line(tmp_path):
+    args = ["collect", "--out", str(tmp_path / "x"), "--episodes", "1", "--decoy-mix", "dense"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "needs decoys" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "x").exists()
