@@ -11,10 +11,10 @@ ones a user would type:
    sun ahead in half the episodes (--glare-ahead; still below the glare preset) and decoys
    (--decoys: boxes, off-colour spheres on poles, odd-coloured trees; never the
    distractors or autumn preset), no OOD shift; collect seed 1;
-2. `edgeliquid train`: the CfC policy from scratch, training seed 3 (picked among 0-4 on the
-   selection seed 777 by the rule in docs/robustness.md, round 6) (BatchNorm head, per-frame input
-   normalisation, strong per-window augmentation, 18 epochs under a 15-minute cap), wall time
-   measured on this machine;
+2. `edgeliquid train`: the CfC policy from scratch (BatchNorm head, per-frame input
+   normalisation, strong per-window augmentation, 18 epochs under a 15-minute cap), training
+   seed 3 (picked among 0-4 on the selection seed 777 by the rule in docs/robustness.md,
+   round 6), wall time measured on this machine;
 3. `edgeliquid eval --shift all`: 100 episodes per shift on eval seed 12345 and on a second,
    fresh seed 4242 (disjoint scenes; the recipe was chosen on seed 777, never reported);
 4. copy best.pt to models/nav_cfc.pt, export and verify models/nav_cfc.onnx, fly it 100

@@ -25,7 +25,7 @@ import numpy as np
 from edgeliquid.contract import COMMAND_LIMITS, NOMINAL_DT
 from edgeliquid.sim.decoys import decoy_mix, draw_decoys
 from edgeliquid.sim.look import build_look
-from edgeliquid.sim.randomize import GLARE_AHEAD, RANDOMIZATION, Randomization, draw_appearance
+from edgeliquid.sim.randomize import GLARE_AHEAD, RANDOMIZATION, draw_appearance
 from edgeliquid.sim.render import Renderer
 from edgeliquid.sim.scene import (
     DRONE_RADIUS,
@@ -165,12 +165,11 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         limits = np.array(COMMAND_LIMITS, np.float32)
         self.action_space = _box(-limits, limits, np.float32)
         self._limits = limits.astype(np.float64)
+        # what a randomised episode's light and decoys are drawn from: looked up once
+        self._ranges = GLARE_AHEAD if self.config.glare_ahead else RANDOMIZATION
+        self._decoy_mix = decoy_mix(self.config.decoy_mix)
         self._frame: np.ndarray | None = None
         self.outcome: str | None = None
-
-    def _ranges(self) -> Randomization:
-        """The ranges a randomised episode's light is drawn from."""
-        return GLARE_AHEAD if self.config.glare_ahead else RANDOMIZATION
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -182,12 +181,10 @@ class NavEnv(gym.Env if gym is not None else object):  # type: ignore[misc]
         r = self.renderer
         heading = float(self.scene.start[3])
         self.appearance = (
-            draw_appearance(episode_seed, self._ranges(), heading)
-            if self.config.randomize
-            else None
+            draw_appearance(episode_seed, self._ranges, heading) if self.config.randomize else None
         )
-        mix = decoy_mix(self.config.decoy_mix)
-        self.decoys = draw_decoys(episode_seed, self.scene, mix) if self.config.decoys else None
+        decoys = self.config.decoys
+        self.decoys = draw_decoys(episode_seed, self.scene, self._decoy_mix) if decoys else None
         if self.decoys is not None:
             self.scene = replace(self.scene, decoys=self.decoys.objects)
         odd_trees = None if self.decoys is None else self.decoys.odd_trees
