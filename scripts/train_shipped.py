@@ -226,7 +226,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=True,
         help="collect with look-alikes of the target (sim.decoys; never an eval preset)",
     )
-    p.add_argument("--decoy-mix", default="v2", help="collect --decoy-mix: v2, dense, dense-dirt")
+    p.add_argument(
+        "--decoy-mix", default="v2", help="collect --decoy-mix: v2, dense, dense-dirt, domes"
+    )
     p.add_argument(
         "--train-seed", type=int, default=3, help="chosen among 0-4 on seed 777 (robustness.md)"
     )

@@ -43,7 +43,7 @@ def collect_command(
     ] = False,
     decoy_mix: Annotated[
         str,
-        typer.Option(help="With --decoys: v2, dense (more red-orange boxes) or dense-dirt."),
+        typer.Option(help="With --decoys: v2, dense (more red-orange boxes), dense-dirt or domes."),
     ] = "v2",
     workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
     height: Annotated[int, typer.Option(help="Frame height: the policy's input.")] = 72,

@@ -16,12 +16,15 @@ that are *not* those presets:
 Mixes (`DECOY_MIXES`, `collect --decoy-mix`): `v2` as above; `dense` more of them and more of
 them red-orange boxes (2..4 objects, 80% boxes, 85% of those near the target's hue); `dense-dirt`
 also puts 1..3 lens-dirt blobs (the `occlusion` preset's blobs, never its 4) on the lens for a
-whole episode in 30% of the episodes, drawn from a stream of their own (DIRT_STREAM).
+whole episode in 30% of the episodes, drawn from a stream of their own (DIRT_STREAM); `domes`
+is v2 with 30% of the objects **red-orange domes**: half a ball (radius 0.4..1 m) lying flat on
+the ground, the target's colour and outline but never its height, so that "round, red-orange
+and up on a pole" is what the target is, not "round and red-orange".
 
-Never drawn: a cone or a ball on the ground (the `distractors` preset places 8 red-orange
-ones), more than 4 objects, a recolour of more than 40% of the canopies or of the ground (the
-`autumn` preset recolours every canopy, the ground and the hills). tests/sim/test_decoys.py
-checks these over many draws.
+Never drawn: a cone or a (whole) ball on the ground (the `distractors` preset places 8
+red-orange ones), more than 4 objects, a recolour of more than 40% of the canopies or of the
+ground (the `autumn` preset recolours every canopy, the ground and the hills).
+tests/sim/test_decoys.py checks these over many draws.
 
 `draw_decoys(seed, scene)` draws from its own stream of the episode seed (STREAM), so the scene
 geometry, the light and the step streams are those of the same episode without decoys; the
@@ -39,6 +42,7 @@ from edgeliquid.sim.look import PALETTES, TARGET_COLOR, OddTrees
 from edgeliquid.sim.scene import (
     BOX,
     DECOY_FIELDS,
+    DOME,
     POLE_SPHERE,
     Scene,
     place_ahead,
@@ -52,6 +56,8 @@ MAX_DECOYS = 4  # objects an episode: well below it
 DIRT_STREAM = (STREAM, 1)  # lens dirt's own stream: the objects' draws are those without dirt
 OCCLUSION_PRESET = 4  # the occlusion shift's blobs
 MAX_DIRT = 3  # lens-dirt blobs an episode: below it
+MAX_DOME_SHARE = 0.5
+DOME_RADIUS = (0.4, 1.0)  # m: half a ball, flat on the ground (the preset's balls: 0.35..0.7)
 TARGET_HUE = 360.0 * colorsys.rgb_to_hsv(*(c / 255 for c in TARGET_COLOR))[0]
 
 
@@ -68,6 +74,7 @@ class DecoyConfig:
     warm_trees: float = 0.5  # share of odd trees in warm hues (WARM), the rest any hue
     lens_dirt: float = 0.0  # share of episodes with dirt on the lens (dirt_count blobs)
     dirt_count: tuple[int, int] = (1, MAX_DIRT)  # blobs when there is dirt, uniform
+    dome_share: float = 0.0  # of the objects: red-orange domes on the ground (before boxes)
 
     def __post_init__(self) -> None:
         lo, hi = self.count
@@ -81,6 +88,11 @@ class DecoyConfig:
             raise ValueError(
                 f"box_share, near_share and warm_trees must be in [0, 1] and near_hue in "
                 f"[0, 30] deg, got {shares}, {self.near_hue}"
+            )
+        if not 0.0 <= self.dome_share <= MAX_DOME_SHARE:
+            raise ValueError(
+                f"dome_share must be in [0, {MAX_DOME_SHARE}] (domes are one kind of decoy among "
+                f"three), got {self.dome_share}"
             )
         if not 30.0 <= self.sphere_hue_gap <= 150.0:
             raise ValueError(f"sphere_hue_gap must be in [30, 150] deg, got {self.sphere_hue_gap}")
@@ -124,7 +136,12 @@ class Decoys:
 
 DECOYS = DecoyConfig()
 DENSE = DecoyConfig(count=(2, MAX_DECOYS), box_share=0.8, near_share=0.85)
-DECOY_MIXES = {"v2": DECOYS, "dense": DENSE, "dense-dirt": replace(DENSE, lens_dirt=0.3)}
+DECOY_MIXES = {
+    "v2": DECOYS,
+    "dense": DENSE,
+    "dense-dirt": replace(DENSE, lens_dirt=0.3),
+    "domes": replace(DECOYS, dome_share=0.3),
+}
 
 
 def decoy_mix(name: str) -> DecoyConfig:
@@ -167,9 +184,14 @@ def _canopy_hue(trees: np.ndarray) -> np.ndarray:
 
 
 def _object(rng: np.random.Generator, scene: Scene, config: DecoyConfig) -> list[float]:
-    """One box or sphere on a pole, mostly ahead of the start, never within 3 m of the target."""
+    """One dome, box or sphere on a pole, mostly ahead of the start, never within 3 m of the
+    target."""
     x, y = place_ahead(rng, scene.start, scene.target)
-    if rng.uniform() < config.box_share:
+    if config.dome_share and rng.uniform() < config.dome_share:  # no draw in mixes without
+        hue = TARGET_HUE + rng.uniform(-config.near_hue, config.near_hue)
+        size = height = rng.uniform(*DOME_RADIUS)
+        kind = DOME
+    elif rng.uniform() < config.box_share:
         if rng.uniform() < config.near_share:
             hue = TARGET_HUE + rng.uniform(-config.near_hue, config.near_hue)
         else:

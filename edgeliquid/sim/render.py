@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edgeliquid.sim.look import TARGET_COLOR, TEXEL, Look
-from edgeliquid.sim.scene import POLE_SPHERE, TARGET_RADIUS, Scene
+from edgeliquid.sim.scene import DOME, POLE_SPHERE, TARGET_RADIUS, Scene
 
 SUB = 4  # fractional bits of cv2 coordinates
 ONE = 1 << SUB
@@ -198,6 +198,8 @@ def _decoy_item(
     color = tuple(float(c) for c in row[5:8])
     if kind == POLE_SPHERE:
         return _paint_on_pole, _on_pole_args(u, ground, scale, (size, height, color), look, haze)
+    if kind == DOME:
+        return _paint_dome, _dome_args(u, ground, scale, size, color, look, haze)
     half = max(0.5 * size * scale, 0.5)
     box = ((_fx(u - half), _fx(ground - height * scale)), (_fx(u + half), _fx(ground)))
     top = (
@@ -206,6 +208,18 @@ def _decoy_item(
     )
     lit = tuple(min(c * 1.15 + 10, 255) for c in color)
     return _paint_box, (box, _hazy(color, look, haze), top, _hazy(lit, look, haze))
+
+
+def _dome_args(
+    u: float, ground: float, scale: float, radius: float, color: tuple, look: Look, haze: float
+) -> tuple:
+    """Half a ball flat on the ground, lit like the target's sphere."""
+    r = max(radius * scale, 0.5)
+    shine = tuple(min(c * 1.18 + 20, 255) for c in color)
+    dome = ((_fx(u), _fx(ground)), (_fx(r), _fx(r)), _hazy(color, look, haze))
+    axes = (_fx(0.35 * r), _fx(0.3 * r))
+    highlight = ((_fx(u - 0.3 * r), _fx(ground - 0.6 * r)), axes, _hazy(shine, look, haze))
+    return dome, highlight if r > 3 else None
 
 
 def _distractor_args(
@@ -251,6 +265,14 @@ def _paint_distractor(img: np.ndarray, cone: bool, shape: Any, color: tuple) -> 
         cv2.fillConvexPoly(img, np.array(shape, np.int32), color, cv2.LINE_AA, SUB)
     else:
         cv2.circle(img, *shape, color, -1, cv2.LINE_AA, SUB)  # type: ignore[call-overload]
+
+
+def _paint_dome(img: np.ndarray, dome: tuple, highlight: tuple | None) -> None:
+    center, axes, color = dome
+    cv2.ellipse(img, center, axes, 0, 180, 360, color, -1, cv2.LINE_AA, SUB)
+    if highlight is not None:
+        center, axes, shine = highlight
+        cv2.ellipse(img, center, axes, 0, 0, 360, shine, -1, cv2.LINE_AA, SUB)
 
 
 def _paint_box(img: np.ndarray, box: tuple, color: tuple, top: tuple, lit: tuple) -> None:

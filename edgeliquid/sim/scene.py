@@ -19,9 +19,10 @@ TARGET_RADIUS = 0.7  # m: a ~4 px wide disc at 25 m with a 128 px, 90° camera
 DRONE_RADIUS = 0.25  # m, for collisions
 TREE_FIELDS = ("x", "y", "trunk_r", "canopy_r", "canopy_base", "top", "kind", "shade")
 # training-only look-alikes (sim.decoys); kind BOX: size = width, height = top; kind
-# POLE_SPHERE: size = radius, height = centre (m); colour RGB 0..255
+# POLE_SPHERE: size = radius, height = centre; kind DOME (half a ball on the ground): size =
+# radius = height (m); colour RGB 0..255
 DECOY_FIELDS = ("x", "y", "kind", "size", "height", "r", "g", "b")
-BOX, POLE_SPHERE = 0, 1
+BOX, POLE_SPHERE, DOME = 0, 1, 2
 
 
 @dataclass(frozen=True)

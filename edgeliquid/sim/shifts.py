@@ -39,6 +39,10 @@ tests/sim/test_randomize.py and test_decoys.py over 1500-2000 draws, with a marg
 |             |                                               | from it; never a cone or a ball;   |
 |             |                                               | --decoy-mix dense: 2..4 objects,   |
 |             |                                               | 80% boxes, 85% of those near       |
+|             |                                               | --decoy-mix domes: v2 with 30% of  |
+|             |                                               | the objects red-orange domes, half |
+|             |                                               | a ball (radius 0.4..1 m) flat on   |
+|             |                                               | the ground: never a whole ball     |
 | noise, blur | noise_std 14, blur_sigma 1.6                  | never set by randomisation         |
 | occlusion   | occluders 4                                   | --decoy-mix dense-dirt: 1..3 lens  |
 |             |                                               | blobs (max 3) in 30% of episodes   |

@@ -13,6 +13,8 @@ from edgeliquid.sim.decoys import (
     DECOYS,
     DENSE,
     DISTRACTORS_PRESET,
+    DOME,
+    DOME_RADIUS,
     MAX_DECOYS,
     MAX_DIRT,
     OCCLUSION_PRESET,
@@ -194,3 +196,54 @@ def test_the_table_beside_the_presets_shows_the_dense_mixes():
     lo_d, hi_d = dirt.dirt_count
     assert f"dense-dirt: {lo_d}..{hi_d} lens" in doc
     assert f"blobs (max {MAX_DIRT}) in {dirt.lens_dirt:.0%} of episodes" in doc
+
+
+@pytest.fixture(scope="module")
+def dome_draws():
+    return [draw_decoys(s, _scene(s), DECOY_MIXES["domes"]) for s in range(DRAWS)]
+
+
+def test_domes_are_half_balls_never_the_distractors_preset(dome_draws):
+    counts = [len(d.objects) for d in dome_draws]
+    assert max(counts) == MAX_DECOYS < DISTRACTORS_PRESET
+    rows = np.concatenate([d.objects for d in dome_draws])
+    assert set(rows[:, 2].tolist()) == {BOX, POLE_SPHERE, DOME}  # never a cone or a ball
+    domes = rows[rows[:, 2] == DOME]
+    assert 0.25 < len(domes) / len(rows) < 0.35
+    assert (domes[:, 4] == domes[:, 3]).all()  # top at one radius: half a ball, flat on the ground
+    assert DOME_RADIUS[0] <= domes[:, 3].min() and domes[:, 3].max() <= DOME_RADIUS[1]
+    assert max(hue_gap(rgb) for rgb in domes[:, 5:8]) <= DECOYS.near_hue + 0.5
+    v2 = np.concatenate([draw_decoys(s, _scene(s)).objects for s in range(300)])
+    assert DOME not in v2[:, 2]  # the other mixes draw as before
+
+
+def test_a_dome_is_painted_as_half_a_ball():
+    """A red-orange dome of radius 0.8 m, 5 m ahead, fills a half disc: its top one radius
+    above the ground, where a ball of that radius would reach two."""
+    env = NavEnv(NavEnvConfig(height=72, width=128, decoys=True, decoy_mix="domes"))
+    env.reset(seed=3)
+    x, y, _, yaw = env.scene.start
+    dome = [5.0 * np.cos(yaw) + x, 5.0 * np.sin(yaw) + y, DOME, 0.8, 0.8, 235.0, 72.0, 28.0]
+    env.scene.decoys = np.array([dome])
+    frame = env.renderer.render(env.scene.start, env.look, env.scene).astype(float)
+    r = env.renderer
+    radius = 0.8 * r.focal / 5.0  # px
+    ground = r.cy - env.scene.start[2] * r.focal / 5.0
+    red = (np.abs(frame - [235, 72, 28]).max(axis=-1) < 50)[:, 56:72]
+    rows = np.flatnonzero(red.any(axis=1))
+    assert abs(rows.min() - (ground - radius)) <= 1.5
+    assert rows.max() >= ground - 1.5
+    assert red[int(ground - 0.3 * radius)].mean() > 0.9  # filled across, near its foot
+
+
+def test_dome_shares_that_crowd_out_the_other_decoys_are_refused():
+    with pytest.raises(ValueError, match="dome_share must be in"):
+        DecoyConfig(dome_share=0.8)
+
+
+def test_the_table_beside_the_presets_shows_the_domes():
+    doc = shifts.__doc__ or ""
+    domes = DECOY_MIXES["domes"]
+    lo, hi = DOME_RADIUS
+    assert f"--decoy-mix domes: v2 with {domes.dome_share:.0%} of" in doc
+    assert f"(radius {lo:g}..{hi:g} m)" in doc
