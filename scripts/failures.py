@@ -8,6 +8,10 @@ nearest distractor and tree canopy, the altitude, and the sun's and the target's
 the heading (deg). Then a count of the outcomes, with `near distractor` (ended within 3 m of
 one) and `into target` (a collision within 1 m of the target's centre) split out. Use the
 selection seed (777), never a reported one, when the answer will shape a recipe.
+
+`--sheet N OUT.png` also draws the last 12 frames (every other one) of episode N as the policy
+saw them, each with the policy's command (white) and the expert's for the same state (yellow):
+forward, right, down (m/s), yaw rate (rad/s). An existing OUT is refused.
 """
 
 from __future__ import annotations
@@ -15,13 +19,19 @@ from __future__ import annotations
 import argparse
 import collections
 import math
+from pathlib import Path
 
+import cv2
 import numpy as np
 
+from edgeliquid.episodes import atomic_write
 from edgeliquid.evaluate import load_policy
 from edgeliquid.sim import NavEnv, NavEnvConfig
 from edgeliquid.sim.env import episode_seed
+from edgeliquid.sim.expert import ExpertPolicy
 from edgeliquid.sim.rollout import rollout
+
+SHEET_FRAMES, SHEET_COLUMNS, TILE = 12, 4, (256, 144)
 
 
 def bearing(env: NavEnv, azimuth: float) -> float:
@@ -56,13 +66,44 @@ def ending(env: NavEnv, info: dict) -> tuple[str, str]:
     return label, line
 
 
+def _tile(obs: np.ndarray, info: dict, command: np.ndarray, expert: np.ndarray) -> np.ndarray:
+    """One frame, upscaled (BGR), with the time, the distance and the two commands on it."""
+    tile = cv2.resize(obs[:, :, ::-1], TILE, interpolation=cv2.INTER_NEAREST)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    head = f"t {info['time']:.1f} s  target {info['distance']:.1f} m"
+    cv2.putText(tile, head, (3, 12), font, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+    for row, (name, values, colour) in enumerate(
+        (("policy", command, (255, 255, 255)), ("expert", expert, (0, 255, 255)))
+    ):
+        text = f"{name} " + " ".join(f"{v:+.1f}" for v in values)
+        cv2.putText(tile, text, (3, 126 + 12 * row), font, 0.36, colour, 1, cv2.LINE_AA)
+    return tile
+
+
+def sheet(env: NavEnv, policy: object, seed: int, out: Path) -> None:
+    """Fly one episode and write its last frames (policy vs expert commands) as a PNG."""
+    expert, tiles = ExpertPolicy(), []
+    for frame in rollout(env, policy, seed):
+        tiles.append((frame.obs, frame.info, frame.command, expert.act(env)))
+    last = [_tile(*t) for t in tiles[-2 * SHEET_FRAMES :: 2]]
+    last += [np.zeros_like(last[0])] * (-len(last) % SHEET_COLUMNS)
+    rows = [np.hstack(last[i : i + SHEET_COLUMNS]) for i in range(0, len(last), SHEET_COLUMNS)]
+    _, png = cv2.imencode(".png", np.vstack(rows))
+    atomic_write(out, png.tobytes())
+
+
 def main(argv: list[str] | None = None) -> collections.Counter:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
     p.add_argument("--shift", default="none")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=777, help="eval seed (777: selection)")
+    p.add_argument("--sheet", nargs=2, metavar=("EPISODE", "OUT"), help="frames of a flight")
     a = p.parse_args(argv)
+    if a.sheet and not a.sheet[0].isdigit():
+        p.error(f"--sheet EPISODE must be an episode index (0, 1, ...), got {a.sheet[0]!r}")
+    if a.sheet and Path(a.sheet[1]).exists():
+        p.error(f"{a.sheet[1]} exists: choose a new file for the sheet")
     policy = load_policy(a.model)
     env = NavEnv(NavEnvConfig(shift=a.shift))
     counts: collections.Counter = collections.Counter()
@@ -73,6 +114,9 @@ def main(argv: list[str] | None = None) -> collections.Counter:
         if last.info["outcome"] != "success":
             print(f"episode {i:3d}: {line}")
     print(", ".join(f"{k} {v}" for k, v in counts.most_common()))
+    if a.sheet:
+        sheet(env, policy, episode_seed(a.seed, int(a.sheet[0]), "eval"), Path(a.sheet[1]))
+        print(f"wrote {a.sheet[1]}")
     return counts
 
 

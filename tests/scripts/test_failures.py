@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
@@ -41,3 +43,26 @@ def test_a_hovering_policy_is_described_where_it_stopped():
     assert np.allclose(env.position[:2], start[:2])
     expected = failures.nearest(env.scene.distractors, env.position)
     assert f"distractor {expected:4.1f} m" in line and expected < np.inf
+
+
+def test_the_sheet_shows_the_last_frames_with_both_commands(tmp_path, capsys):
+    out = tmp_path / "sheet.png"
+    failures.main(["expert", "--episodes", "0", "--sheet", "1", str(out)])
+    image = cv2.imread(str(out))
+    width, height = failures.TILE
+    rows = failures.SHEET_FRAMES // failures.SHEET_COLUMNS
+    assert image.shape == (rows * height, failures.SHEET_COLUMNS * width, 3)
+    yellow = (image[..., 0] < 80) & (image[..., 1] > 200) & (image[..., 2] > 200)
+    assert yellow.any()  # the expert's command is written on the tiles
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_the_sheet_never_overwrites_and_refuses_a_bad_episode(tmp_path, capsys):
+    out = tmp_path / "kept.png"
+    out.write_bytes(b"mine")
+    with pytest.raises(SystemExit):
+        failures.main(["expert", "--episodes", "0", "--sheet", "1", str(out)])
+    assert out.read_bytes() == b"mine" and "exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        failures.main(["expert", "--episodes", "0", "--sheet", "one", str(tmp_path / "x.png")])
+    assert "episode index" in capsys.readouterr().err
