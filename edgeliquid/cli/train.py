@@ -10,7 +10,8 @@ import typer
 from edgeliquid.cli.app import guarded
 from edgeliquid.errors import EdgeLiquidError
 
-AUGMENT_PRESETS = ("strong", "outdoor", "paper")  # AugmentConfig() and its classmethods
+# AugmentConfig() and its classmethods (a dash in the name for an underscore)
+AUGMENT_PRESETS = ("strong", "outdoor", "dirt-ahead", "paper")
 
 
 @guarded
@@ -88,7 +89,8 @@ def train_command(
         str,
         typer.Option(
             help="strong: jitter + light changes | outdoor: strong + frequent wide glare and "
-            "lens dirt | paper: jitter, gains, noise only."
+            "lens dirt | dirt-ahead: strong + lens dirt mid-frame | paper: jitter, gains, noise "
+            "only."
         ),
     ] = "strong",
     overwrite: Annotated[
@@ -120,7 +122,7 @@ def train_command(
     elif augment_preset != "strong":
         from edgeliquid.training.augment import AugmentConfig
 
-        options["augment"] = getattr(AugmentConfig, augment_preset)()
+        options["augment"] = getattr(AugmentConfig, augment_preset.replace("-", "_"))()
     try:
         config = TrainConfig(
             arch=arch,

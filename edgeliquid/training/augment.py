@@ -49,6 +49,7 @@ _BOUNDS: dict[str, Range] = {
     "dirt": (1.0, 3.0),  # blobs: the `occlusion` preset has 4 (sim/scene.py), never drawn here
 }
 _DIRT_STREAM = 1  # lens dirt draws from its own stream: the other ops' draws stay as they were
+DIRT_AHEAD = (0.35, 0.7, 0.35, 0.65)  # dirt_box: where the target sits in an approach's frames
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,14 @@ class AugmentConfig:
     low_light_p: float = 0.5
     low_light_range: Range = (0.02, 0.08)  # extra noise std at black, times (1 - mean grey)²
     # Lens dirt: opaque dark blobs fixed on the lens for the whole window, their count drawn in
-    # `dirt_range` (rounded), each 6-16% of the width across; off in the default recipe.
+    # `dirt_range` (rounded), their half-axes in `dirt_size` (shares of the width: 6-16% across
+    # by default, at most the occlusion preset's 22%); off in the default recipe.
     dirt_p: float = 0.0
     dirt_range: Range = (1.0, 3.0)
+    dirt_size: Range = (0.03, 0.08)
+    # where the blobs' centres fall: (y lo, y hi, x lo, x hi) as shares of the frame, 0 = top /
+    # left; the default is anywhere, as the simulator's occluders
+    dirt_box: tuple[float, float, float, float] = (0.05, 0.95, 0.05, 0.95)
 
     def __post_init__(self) -> None:
         for name in ("brightness", "contrast", "saturation", "channel_gain"):
@@ -109,6 +115,16 @@ class AugmentConfig:
                 )
         if not 0.0 < self.glare_radius[0] <= self.glare_radius[1] <= 1.0:
             raise ValueError(f"glare_radius must be (lo, hi) in (0, 1], got {self.glare_radius}")
+        if not 0.01 <= self.dirt_size[0] <= self.dirt_size[1] <= 0.11:
+            raise ValueError(
+                f"dirt_size must be (lo, hi) with 0.01 <= lo <= hi <= 0.11 (the occlusion "
+                f"preset's largest blob), got {self.dirt_size}"
+            )
+        y0, y1, x0, x1 = self.dirt_box
+        if not (0.0 <= y0 <= y1 <= 1.0 and 0.0 <= x0 <= x1 <= 1.0):
+            raise ValueError(
+                f"dirt_box must be (y lo, y hi, x lo, x hi) within [0, 1], got {self.dirt_box}"
+            )
         y0, y1, x0, x1 = self.glare_box
         if not (-1.0 <= y0 <= y1 <= 1.0 and -1.0 <= x0 <= x1 <= 1.0):
             raise ValueError(
@@ -128,6 +144,14 @@ class AugmentConfig:
         blob in half the windows (not a fifth), at 0.3-0.7 and up to 35% of the width wide,
         and lens dirt (1-3 dark blobs) in 30% (docs/robustness.md, round 5)."""
         return cls(glare_p=0.5, glare_range=(0.3, 0.7), glare_radius=(0.05, 0.35), dirt_p=0.3)
+
+    @classmethod
+    def dirt_ahead(cls) -> AugmentConfig:
+        """The default recipe plus lens dirt in 30% of the windows: 1-3 dark blobs of the
+        occlusion preset's sizes (never its 4), centred mid-frame, where the target is while the
+        drone closes in. A blob over the sphere leaves a red ring, which the policy must still
+        read as near (docs/robustness.md, round 9)."""
+        return cls(dirt_p=0.3, dirt_size=(0.05, 0.11), dirt_box=DIRT_AHEAD)
 
     @classmethod
     def scaled(cls, strength: float) -> AugmentConfig:
@@ -236,11 +260,15 @@ def _glare_map(
     return (blob[..., None] * (255.0 * peak) * _GLARE).astype(np.float32)
 
 
-def _dirt_mask(rng: np.random.Generator, shape: tuple[int, int], count: int) -> np.ndarray:
-    """Bool [H, W]: `count` ellipses, each 6-16% of the width across, anywhere on the frame
+def _dirt_mask(
+    rng: np.random.Generator, shape: tuple[int, int], count: int, config: AugmentConfig
+) -> np.ndarray:
+    """Bool [H, W]: `count` ellipses, half-axes in config.dirt_size, centred in config.dirt_box
     (drawn as the simulator draws its lens occluders)."""
-    centre = rng.uniform(0.05, 0.95, (2, count))
-    ax = rng.uniform(0.03, 0.08, count)
+    box = config.dirt_box
+    low, high = np.array([[box[2]], [box[0]]]), np.array([[box[3]], [box[1]]])  # x row, y row
+    centre = rng.uniform(low, high, (2, count))
+    ax = rng.uniform(*config.dirt_size, count)
     blobs = np.stack([*centre, ax, ax * rng.uniform(0.6, 1.4, count), rng.uniform(0, 180, count)])
     return occluder_mask(blobs.T, *shape)
 
@@ -293,7 +321,7 @@ class Augmenter:
         radius = self.rng.uniform(*cfg.glare_radius)
         low_light = self._pick(cfg.low_light_p, cfg.low_light_range) or 0.0
         coin, count = self.dirt_rng.random(), self.dirt_rng.uniform(*cfg.dirt_range)
-        dirt = _dirt_mask(self.dirt_rng, shape, round(count)) if coin < cfg.dirt_p else None
+        dirt = _dirt_mask(self.dirt_rng, shape, round(count), cfg) if coin < cfg.dirt_p else None
         return _Draw(
             lut=_tone_lut(gamma, exposure, kelvin, gains * brightness),
             contrast=float(contrast),

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from edgeliquid.training.augment import AugmentConfig, Augmenter, temperature_gains
+from edgeliquid.training.augment import (
+    DIRT_AHEAD,
+    AugmentConfig,
+    Augmenter,
+    temperature_gains,
+)
 
 LIGHT_OPS = (
     "gamma",
@@ -220,6 +225,23 @@ def test_lens_dirt_draws_from_its_own_stream():
     assert same.double().mean() > 0.7  # only the blobs differ
 
 
+def test_dirt_ahead_puts_the_blobs_mid_frame():
+    """The dirt-ahead preset's blobs are centred in DIRT_AHEAD: the dark pixels' centroid of
+    every window lies in it (a pixel's slack), and the frame's edges stay clean."""
+    config = _off(dirt_p=1.0, dirt_box=DIRT_AHEAD, dirt_size=(0.05, 0.11))
+    out = _run(config, _grey(220, shape=(40, 1, 72, 128, 3)))
+    y0, y1, x0, x1 = DIRT_AHEAD
+    for window in out:
+        dark = (window[0].double().mean(-1) < 100).numpy()
+        rows, cols = np.nonzero(dark)
+        assert y0 * 72 - 1 <= rows.mean() <= y1 * 72 + 1
+        assert x0 * 128 - 1 <= cols.mean() <= x1 * 128 + 1
+        assert not dark[:, :16].any() and not dark[:, -16:].any()
+    ahead = AugmentConfig.dirt_ahead()
+    assert ahead.dirt_box == DIRT_AHEAD and ahead.dirt_size == (0.05, 0.11)
+    assert ahead.dirt_range[1] < 4  # never the occlusion preset's 4 blobs
+
+
 def test_vignette_darkens_corners_not_the_centre():
     out = _run(_only("vignette", 0.5), _grey(200, shape=(1, 1, 36, 64, 3)))[0, 0, ..., 1]
     assert out[18, 32] >= 199
@@ -281,6 +303,8 @@ def test_channel_gain_tints_each_window_once():
         ("dirt_range", (1.0, 4.0)),  # the occlusion preset's count
         ("glare_radius", (0.0, 0.2)),
         ("glare_box", (-1.0, 1.0, 0.5, 0.2)),
+        ("dirt_box", (0.0, 1.2, 0.0, 1.0)),
+        ("dirt_size", (0.05, 0.2)),  # larger than the occlusion preset's blobs
     ],
 )
 def test_config_rejects_bad_values(field, value):

@@ -322,9 +322,13 @@ def test_cli_augment_preset_paper_is_recorded_and_bad_presets_refused(dataset, t
     assert result.exit_code == 0, result.output
     augment = json.loads((tmp_path / "outdoor/metrics.json").read_text())["train_config"]["augment"]
     assert augment["dirt_p"] > 0 and augment["glare_p"] > 0.2  # the strong preset's
+    result = _cli(dataset, "--out", tmp_path / "ahead", *args, "dirt-ahead")
+    assert result.exit_code == 0, result.output
+    augment = json.loads((tmp_path / "ahead/metrics.json").read_text())["train_config"]["augment"]
+    assert augment["dirt_p"] > 0 and augment["dirt_box"] == [0.35, 0.7, 0.35, 0.65]
     result = _cli(dataset, "--out", tmp_path / "other", *args, "sunny")
     assert result.exit_code == 1
-    assert "--augment-preset must be one of strong, outdoor, paper" in result.output
+    assert "--augment-preset must be one of strong, outdoor, dirt-ahead, paper" in result.output
 
 
 def test_cli_corrupt_data_is_one_clear_line(dataset, tmp_path):
