@@ -82,6 +82,12 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
             str(a.train_seed),
             "--epochs",
             str(a.epochs),
+            "--seq-len",
+            str(a.seq_len),
+            "--seq-shift",
+            str(a.seq_shift),
+            "--batch-size",
+            str(a.batch_size),
             "--input-norm",
             a.input_norm,
             "--augment-preset",
@@ -233,6 +239,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--train-seed", type=int, default=3, help="chosen among 0-4 on seed 777 (robustness.md)"
     )
     p.add_argument("--epochs", type=int, default=18)
+    p.add_argument("--seq-len", type=int, default=32, help="train --seq-len (steps a window)")
+    p.add_argument("--seq-shift", type=int, default=16, help="train --seq-shift")
+    p.add_argument("--batch-size", type=int, default=32, help="train --batch-size (windows)")
     p.add_argument("--input-norm", default="frame", help="fixed | frame (train --input-norm)")
     p.add_argument("--augment-preset", default="strong", help="train --augment-preset")
     p.add_argument("--eval-episodes", type=int, default=100)
