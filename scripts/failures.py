@@ -21,17 +21,17 @@ import collections
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edgeliquid.episodes import atomic_write
 from edgeliquid.evaluate import load_policy
 from edgeliquid.sim import NavEnv, NavEnvConfig
 from edgeliquid.sim.env import episode_seed
 from edgeliquid.sim.expert import ExpertPolicy
+from edgeliquid.sim.preview import save_rgb, stamp
 from edgeliquid.sim.rollout import rollout
 
-SHEET_FRAMES, SHEET_COLUMNS, TILE = 12, 4, (256, 144)
+SHEET_FRAMES, SHEET_COLUMNS, SCALE = 12, 4, 2
+WHITE, YELLOW = (255, 255, 255), (255, 255, 0)
 
 
 def bearing(env: NavEnv, azimuth: float) -> float:
@@ -67,17 +67,13 @@ def ending(env: NavEnv, info: dict) -> tuple[str, str]:
 
 
 def _tile(obs: np.ndarray, info: dict, command: np.ndarray, expert: np.ndarray) -> np.ndarray:
-    """One frame, upscaled (BGR), with the time, the distance and the two commands on it."""
-    tile = cv2.resize(obs[:, :, ::-1], TILE, interpolation=cv2.INTER_NEAREST)
-    font = cv2.FONT_HERSHEY_SIMPLEX
+    """One frame, magnified, with the time, the distance and the two commands on it."""
     head = f"t {info['time']:.1f} s  target {info['distance']:.1f} m"
-    cv2.putText(tile, head, (3, 12), font, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
-    for row, (name, values, colour) in enumerate(
-        (("policy", command, (255, 255, 255)), ("expert", expert, (0, 255, 255)))
-    ):
-        text = f"{name} " + " ".join(f"{v:+.1f}" for v in values)
-        cv2.putText(tile, text, (3, 126 + 12 * row), font, 0.36, colour, 1, cv2.LINE_AA)
-    return tile
+    lines = [
+        (f"{name} " + " ".join(f"{v:+.1f}" for v in values), rgb)
+        for name, values, rgb in (("policy", command, WHITE), ("expert", expert, YELLOW))
+    ]
+    return stamp(obs, SCALE, head, *lines)
 
 
 def sheet(env: NavEnv, policy: object, seed: int, out: Path) -> None:
@@ -88,8 +84,7 @@ def sheet(env: NavEnv, policy: object, seed: int, out: Path) -> None:
     last = [_tile(*t) for t in tiles[-2 * SHEET_FRAMES :: 2]]
     last += [np.zeros_like(last[0])] * (-len(last) % SHEET_COLUMNS)
     rows = [np.hstack(last[i : i + SHEET_COLUMNS]) for i in range(0, len(last), SHEET_COLUMNS)]
-    _, png = cv2.imencode(".png", np.vstack(rows))
-    atomic_write(out, png.tobytes())
+    save_rgb(out, np.vstack(rows))
 
 
 def main(argv: list[str] | None = None) -> collections.Counter:

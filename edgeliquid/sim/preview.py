@@ -92,11 +92,18 @@ def _row(frames: Sequence[np.ndarray], scale: int, notes: Sequence[str]) -> np.n
     return np.concatenate([label, strip], axis=1)
 
 
-def _stamp(frame: np.ndarray, scale: int, text: str) -> np.ndarray:
-    """`frame` magnified, with `text` in its top-left corner (white on a dark outline)."""
+def stamp(
+    frame: np.ndarray, scale: int, text: str, *below: tuple[str, tuple[int, int, int]]
+) -> np.ndarray:
+    """`frame` magnified, with `text` in its top-left corner (white on a dark outline) and each
+    (line, RGB colour) of `below` along its bottom edge, the last lowest."""
     big = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(big, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, thickness)
+    lines = [(text, (4, 14), (255, 255, 255))]
+    bottom = big.shape[0] - 6 - 14 * (len(below) - 1)
+    lines += [(line, (4, bottom + 14 * i), rgb) for i, (line, rgb) in enumerate(below)]
+    for line, org, rgb in lines:
+        for color, thickness in (((0, 0, 0), 3), (rgb, 1)):
+            cv2.putText(big, line, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, thickness)
     return big
 
 
@@ -135,7 +142,7 @@ def task_sheet(
         for i, frame in enumerate(rollout(env, ExpertPolicy(), scene)):
             if i in picks:
                 text = f"{times[i]:.1f} s {picks[i]}".strip()
-                stamped.append(_stamp(frame.obs, scale, text))
+                stamped.append(stamp(frame.obs, scale, text))
         notes = (task, f"scene {seed}", str(frame.info["outcome"]))
         rows.append(_row(stamped, 1, notes))
     return np.concatenate(rows, axis=0)

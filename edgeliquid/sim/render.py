@@ -171,6 +171,11 @@ def _hazy(rgb: tuple | np.ndarray, look: Look, haze: float) -> tuple[int, int, i
     return (int(r + (f[0] - r) * haze), int(g + (f[1] - g) * haze), int(b + (f[2] - b) * haze))
 
 
+def _shine(color: tuple) -> tuple:
+    """The lit spot of a sphere of `color` (the target's highlight)."""
+    return tuple(min(c * 1.18 + 20, 255) for c in color)
+
+
 def _on_pole_args(
     u: float, ground: float, scale: float, sphere: tuple, look: Look, haze: float
 ) -> tuple:
@@ -184,9 +189,8 @@ def _on_pole_args(
     pole_color = _hazy((80, 80, 85), look, haze)
     highlight = None
     if r > 3:
-        shine = tuple(min(c * 1.18 + 20, 255) for c in color)
         center = (_fx(u - 0.3 * r), _fx(v - 0.3 * r))
-        highlight = (center, _fx(0.35 * r), _hazy(shine, look, haze))
+        highlight = (center, _fx(0.35 * r), _hazy(_shine(color), look, haze))
     return pole_rect, pole_color, disc, highlight
 
 
@@ -215,10 +219,9 @@ def _dome_args(
 ) -> tuple:
     """Half a ball flat on the ground, lit like the target's sphere."""
     r = max(radius * scale, 0.5)
-    shine = tuple(min(c * 1.18 + 20, 255) for c in color)
     dome = ((_fx(u), _fx(ground)), (_fx(r), _fx(r)), _hazy(color, look, haze))
     axes = (_fx(0.35 * r), _fx(0.3 * r))
-    highlight = ((_fx(u - 0.3 * r), _fx(ground - 0.6 * r)), axes, _hazy(shine, look, haze))
+    highlight = ((_fx(u - 0.3 * r), _fx(ground - 0.6 * r)), axes, _hazy(_shine(color), look, haze))
     return dome, highlight if r > 3 else None
 
 

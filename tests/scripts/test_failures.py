@@ -49,7 +49,7 @@ def test_the_sheet_shows_the_last_frames_with_both_commands(tmp_path, capsys):
     out = tmp_path / "sheet.png"
     failures.main(["expert", "--episodes", "0", "--sheet", "1", str(out)])
     image = cv2.imread(str(out))
-    width, height = failures.TILE
+    height, width = 72 * failures.SCALE, 128 * failures.SCALE  # NavEnvConfig's frames
     rows = failures.SHEET_FRAMES // failures.SHEET_COLUMNS
     assert image.shape == (rows * height, failures.SHEET_COLUMNS * width, 3)
     yellow = (image[..., 0] < 80) & (image[..., 1] > 200) & (image[..., 2] > 200)
