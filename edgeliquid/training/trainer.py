@@ -34,7 +34,7 @@ import torch
 
 from edgeliquid.episodes import atomic_write
 from edgeliquid.errors import EdgeLiquidError
-from edgeliquid.host import cpu_name
+from edgeliquid.host import cpu_name, keep_freed_memory
 from edgeliquid.model.policy import PolicyBase
 from edgeliquid.training.augment import Augmenter
 from edgeliquid.training.config import TrainConfig
@@ -365,6 +365,7 @@ def train(
     from edgeliquid.paths import check_out_dir
 
     dirs = data_dirs(data_dir)
+    kept = keep_freed_memory()  # ~2x faster steps on CPU: see host.keep_freed_memory
     torch.set_num_threads(config.num_threads)
     cv2.setNumThreads(1)  # the augmenter (cv2) prepares batches on the other core, not both
     run_dir = check_out_dir(run_dir, "--out")
@@ -378,6 +379,7 @@ def train(
     episodes, data, sizes = load_episodes(dirs)
     run = _build_run(config, episodes, log, sizes)
     metrics: dict[str, Any] = {"train_config": _plain(config), "data": data, **_describe(run, log)}
+    metrics["malloc_keeps_freed_memory"] = kept
     metrics["initial_val_loss"] = evaluate_loss(run.model, run.val_set)
     metrics.update(before)
     metrics.update(_fit(run, run_dir, data, log))
