@@ -43,7 +43,10 @@ def collect_command(
     ] = False,
     decoy_mix: Annotated[
         str,
-        typer.Option(help="With --decoys: v2, dense (more red-orange boxes), dense-dirt or domes."),
+        typer.Option(
+            help="With --decoys: v2, dense (more red-orange boxes), dense-dirt, domes or "
+            "domes-dirt."
+        ),
     ] = "v2",
     workers: Annotated[int, typer.Option(help="Processes (one core each).")] = 1,
     height: Annotated[int, typer.Option(help="Frame height: the policy's input.")] = 72,

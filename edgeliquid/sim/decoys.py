@@ -19,7 +19,9 @@ also puts 1..3 lens-dirt blobs (the `occlusion` preset's blobs, never its 4) on 
 whole episode in 30% of the episodes, drawn from a stream of their own (DIRT_STREAM); `domes`
 is v2 with 30% of the objects **red-orange domes**: half a ball (radius 0.4..1 m) lying flat on
 the ground, the target's colour and outline but never its height, so that "round, red-orange
-and up on a pole" is what the target is, not "round and red-orange".
+and up on a pole" is what the target is, not "round and red-orange"; `domes-dirt` is `domes`
+with `dense-dirt`'s lens dirt (for DAgger flights: a policy that flies too fast at a target
+under a blob meets the expert's correction).
 
 Never drawn: a cone or a (whole) ball on the ground (the `distractors` preset places 8
 red-orange ones), more than 4 objects, a recolour of more than 40% of the canopies or of the
@@ -141,6 +143,7 @@ DECOY_MIXES = {
     "dense": DENSE,
     "dense-dirt": replace(DENSE, lens_dirt=0.3),
     "domes": replace(DECOYS, dome_share=0.3),
+    "domes-dirt": replace(DECOYS, dome_share=0.3, lens_dirt=0.3),
 }
 
 

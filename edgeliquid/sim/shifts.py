@@ -45,7 +45,9 @@ tests/sim/test_randomize.py and test_decoys.py over 1500-2000 draws, with a marg
 |             |                                               | the ground: never a whole ball     |
 | noise, blur | noise_std 14, blur_sigma 1.6                  | never set by randomisation         |
 | occlusion   | occluders 4                                   | --decoy-mix dense-dirt: 1..3 lens  |
-|             |                                               | blobs (max 3) in 30% of episodes   |
+|             |                                               | blobs (max 3) in 30% of episodes;  |
+|             |                                               | --decoy-mix domes-dirt: the domes  |
+|             |                                               | mix with that same lens dirt       |
 | timing      | dt_scale 2 / 0.5, dt_range (0.4, 2)           | never set by randomisation         |
 
 Also drawn, matching no preset: sun azimuth (full circle) and elevation 0.02..0.9 rad (the sun

@@ -2,6 +2,7 @@
 the `distractors` or `autumn` preset."""
 
 import colorsys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -241,9 +242,21 @@ def test_dome_shares_that_crowd_out_the_other_decoys_are_refused():
         DecoyConfig(dome_share=0.8)
 
 
+def test_domes_dirt_is_the_domes_mix_with_dense_dirts_lens():
+    mix = DECOY_MIXES["domes-dirt"]
+    assert replace(mix, lens_dirt=0.0) == DECOY_MIXES["domes"]
+    assert (mix.lens_dirt, mix.dirt_count) == (0.3, DECOY_MIXES["dense-dirt"].dirt_count)
+    draws = [draw_decoys(s, _scene(s), mix) for s in range(300)]
+    for s, d in enumerate(draws[:30]):  # the objects are the domes mix's, to the bit
+        assert np.array_equal(d.objects, draw_decoys(s, _scene(s), DECOY_MIXES["domes"]).objects)
+    dirt = [len(d.dirt) for d in draws]
+    assert max(dirt) == MAX_DIRT < OCCLUSION_PRESET and 0.2 < np.mean([n > 0 for n in dirt]) < 0.4
+
+
 def test_the_table_beside_the_presets_shows_the_domes():
     doc = shifts.__doc__ or ""
     domes = DECOY_MIXES["domes"]
     lo, hi = DOME_RADIUS
     assert f"--decoy-mix domes: v2 with {domes.dome_share:.0%} of" in doc
+    assert "--decoy-mix domes-dirt: the domes" in doc
     assert f"(radius {lo:g}..{hi:g} m)" in doc
