@@ -13,7 +13,8 @@ ones a user would type:
    distractors or autumn preset), no OOD shift; collect seed 1;
 2. `edgeliquid train`: the base CfC policy from scratch (BatchNorm head, per-frame input
    normalisation, strong per-window augmentation, 18 epochs), training seed 3 (picked among
-   0-4 on the selection seed 777 by the rule in docs/robustness.md, round 6), into RUN/base;
+   0-4 of the whole recipe on the selection seed 777 by the rule in docs/robustness.md,
+   round 15), into RUN/base;
 3. one DAgger round (docs/robustness.md, rounds 11 and 13): `edgeliquid collect --policy` flies
    the base 300 episodes of collect seed 4 on scenes with look-alike domes, the expert labelling
    every frame, then `edgeliquid train DATA DAGGER --init RUN/base/best.pt` fine-tunes it for 3
@@ -241,7 +242,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--decoy-mix", default="v2", help="collect --decoy-mix (see sim.decoys)")
     p.add_argument(
-        "--train-seed", type=int, default=3, help="chosen among 0-4 on seed 777 (robustness.md)"
+        "--train-seed",
+        type=int,
+        default=3,
+        help="chosen among 0-4 on seed 777 (robustness.md, round 15)",
     )
     p.add_argument("--epochs", type=int, default=18, help="base training epochs")
     p.add_argument(
