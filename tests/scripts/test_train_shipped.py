@@ -1,4 +1,5 @@
-"""scripts/train_shipped.py's DAgger stage: which model flies, what trains on what, the budget."""
+"""scripts/train_shipped.py's DAgger stage (which model flies, what trains on what, the budget) and
+scripts/dagger_seeds.py's table of it."""
 
 from __future__ import annotations
 
@@ -68,3 +69,27 @@ def test_no_fine_tune_when_the_budget_is_spent(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="no time left to fine-tune"):
         train_shipped.train_with_dagger(a, train_shipped.commands(a))
     assert ran == []
+
+
+def test_dagger_seeds_refuses_unfinished_runs_and_tabulates_the_stages(tmp_path):
+    import dagger_seeds
+
+    with pytest.raises(SystemExit, match=r"not finished train_shipped\.py runs"):
+        dagger_seeds.main([str(tmp_path / "data"), str(tmp_path / "r")])
+    row = {
+        "seed": 3,
+        "base_loss": 0.174,
+        "loss": 0.225,
+        "ratio_to_best": 1.22,
+        "none_success": 1.0,
+        "none_ci95": [0.96, 1.0],
+        "base_flight_success": 0.83,
+        "stage_seconds": [502.3, 117.0, 175.2],
+        "minutes": 13.24,
+        "selection_777": {"worst": 0.88, "worst_shift": "occlusion", "mean": 0.968},
+    }
+    line = dagger_seeds.table([row]).splitlines()[-1]
+    assert line == (
+        "| 3 | 0.174 → 0.225 | 1.22 | 1.00 [0.96, 1.00] | 0.83 | 13.2 (8.4 + 1.9 + 2.9) "
+        "| 0.88 (occlusion), 0.968 |"
+    )
