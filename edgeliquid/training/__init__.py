@@ -1,2 +1,3 @@
 """Training (torch): `collect` expert episodes, `windows` for truncated BPTT, `augment` per
-sequence, `config` (TrainConfig) and `trainer` (the fit loop, checkpoints, curves)."""
+sequence, `config` (TrainConfig), `trainer` (the fit loop, checkpoints) and `records`
+(metrics.json, curves.png, the machine line)."""

@@ -18,10 +18,7 @@ and the augmentation.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,13 +29,20 @@ import cv2
 import numpy as np
 import torch
 
-from edgeliquid.episodes import atomic_write
 from edgeliquid.errors import EdgeLiquidError
-from edgeliquid.host import cpu_name, keep_freed_memory
+from edgeliquid.host import keep_freed_memory
 from edgeliquid.model.policy import PolicyBase
 from edgeliquid.training.augment import Augmenter
 from edgeliquid.training.config import TrainConfig
 from edgeliquid.training.data import data_dirs, load_episodes
+from edgeliquid.training.records import (
+    closed_loop_none,
+    epoch_line,
+    machine,
+    plain,
+    plot_curves,
+    write_metrics,
+)
 from edgeliquid.training.windows import (
     Tensors,
     WindowSet,
@@ -87,6 +91,18 @@ def masked_loss(model: PolicyBase, tensors: Tensors) -> torch.Tensor:
     return (error.square() * weights).sum() / (weights.sum() * error.shape[-1]).clamp_min(1.0)
 
 
+def optimizer_step(
+    model: PolicyBase, optimizer: torch.optim.Optimizer, tensors: Tensors, grad_clip: float
+) -> torch.Tensor:
+    """One step on one batch: masked loss, backward, gradient clipping, update; the loss."""
+    loss = masked_loss(model, tensors)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss
+
+
 def _set_lr(run: _Run) -> float:
     """Linear warm-up, then cosine decay from lr to lr * lr_final over the planned steps."""
     cfg = run.config
@@ -105,11 +121,7 @@ def _train_epoch(run: _Run) -> tuple[float, bool]:
     batches = run.train_set.batches(run.config.batch_size, run.rng)
     for tensors in prefetched(batches, run.config.device, run.augmenter):
         _set_lr(run)
-        loss = masked_loss(run.model, tensors)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
-        run.optimizer.step()
+        loss = optimizer_step(run.model, run.optimizer, tensors, run.config.grad_clip)
         run.step += 1
         losses.append(loss.item())
         if run.deadline is not None and time.monotonic() > run.deadline:
@@ -189,58 +201,10 @@ def _save(run: _Run, path: Path, data: dict[str, Any], epoch: int, val_loss: flo
     save_checkpoint(
         path,
         run.model,
-        train_config=_plain(run.config),
+        train_config=plain(run.config),
         data=data,
         epoch=epoch,
         val_loss=val_loss,
-    )
-
-
-def _plain(config: Any) -> dict[str, Any]:
-    """A config dataclass as JSON/`weights_only`-safe primitives."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train (augmented)")
-    ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE on normalised commands")
-    ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
-
-
-def _write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
-    atomic_write(run_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
-
-
-def closed_loop_none(
-    checkpoint: Path, episodes: int, seed: int, workers: int = 1
-) -> dict[str, Any]:
-    """Success of a checkpoint on the in-distribution (`none`) shift, via `edgeliquid.evaluate`."""
-    from edgeliquid.evaluate import evaluate
-
-    report = evaluate(
-        str(checkpoint), episodes=episodes, seed=seed, shifts=["none"], workers=workers
-    )
-    return report["results"][0]
-
-
-def _epoch_line(entry: dict[str, float]) -> str:
-    return (
-        f"epoch {entry['epoch']:3d}  train {entry['train_loss']:.4f}  val {entry['val_loss']:.4f}"
-        f"  lr {entry['lr']:.2e}  {entry['seconds']:.0f}s"
     )
 
 
@@ -261,7 +225,7 @@ def _fit(run: _Run, run_dir: Path, data: dict[str, Any], log: Log) -> dict[str, 
             "seconds": time.monotonic() - start,
         }
         run.history.append(entry)
-        log(_epoch_line(entry))
+        log(epoch_line(entry))
         if score < best["val_loss"]:
             best = {"epoch": epoch, "val_loss": score}
             _save(run, run_dir / "best.pt", data, epoch, score)
@@ -336,22 +300,12 @@ def _describe(run: _Run, log: Log) -> dict[str, Any]:
         "arch": arch,
         "param_count": params,
         "flops_per_step": flops,
-        "model_config": _plain(run.model.config),
+        "model_config": plain(run.model.config),
         "train_windows": len(run.train_set),
         "val_windows": len(run.val_set),
         "val_episodes": sorted({int(e) for e in run.val_set.rows[:, 0]}),  # indices, all folders
         "machine": machine(run.config),
     }
-
-
-def machine(config: TrainConfig) -> str:
-    """Where the wall times were measured: CPU model, cores, torch threads (and GPU)."""
-    cpu = cpu_name()
-    threads = config.num_threads
-    where = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} torch thread(s)"
-    if config.device == "cuda":
-        where += f", trained on {torch.cuda.get_device_name()}"
-    return where
 
 
 def train(
@@ -378,7 +332,7 @@ def train(
     wall_start = time.monotonic()  # the training budget counts data loading too
     episodes, data, sizes = load_episodes(dirs)
     run = _build_run(config, episodes, log, sizes)
-    metrics: dict[str, Any] = {"train_config": _plain(config), "data": data, **_describe(run, log)}
+    metrics: dict[str, Any] = {"train_config": plain(config), "data": data, **_describe(run, log)}
     metrics["malloc_keeps_freed_memory"] = kept
     metrics["initial_val_loss"] = evaluate_loss(run.model, run.val_set)
     metrics.update(before)
@@ -386,7 +340,7 @@ def train(
     metrics["wall_seconds"] = time.monotonic() - wall_start
     metrics["history"] = run.history
     if metrics["best_epoch"] == 0:  # every epoch's loss was NaN or inf: nothing to keep
-        _write_metrics(run_dir, metrics)
+        write_metrics(run_dir, metrics)
         raise EdgeLiquidError(
             f"training diverged (no finite loss in {len(run.history)} epochs): no best.pt was "
             f"written; see {run_dir / 'metrics.json'} (try a lower --lr)"
@@ -396,6 +350,6 @@ def train(
             run_dir / "best.pt", config.eval_episodes, config.eval_seed, 2
         )
         log(f"closed loop, shift none: success {metrics['eval_none']['success_rate']:.2f}")
-    _plot_curves(run.history, run_dir / "curves.png")
-    _write_metrics(run_dir, metrics)
+    plot_curves(run.history, run_dir / "curves.png")
+    write_metrics(run_dir, metrics)
     return TrainResult(run_dir, run_dir / "best.pt", run_dir / "last.pt", metrics)

@@ -89,7 +89,7 @@ def test_command_statistics_floor_constant_labels():
 
 def test_metrics_json_is_plain():
     from edgeliquid.training.config import TrainConfig
-    from edgeliquid.training.trainer import _plain
+    from edgeliquid.training.records import plain as _plain
 
     plain = _plain(TrainConfig(max_minutes=2.0))
     assert json.loads(json.dumps(plain)) == plain and plain["augment"]["noise_std"] == 0.05
