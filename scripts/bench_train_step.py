@@ -3,8 +3,9 @@
 
     .venv/bin/python scripts/bench_train_step.py --json docs/bench/train_step.json
 
-A step is what `edgeliquid train` does per batch: 32 windows of 32 frames (72x128, uint8) through
-the conv head and the CfC, the masked loss, backward, gradient clipping, Adam. The allocator
+A step is `trainer.optimizer_step`, what `edgeliquid train` does per batch: 32 windows of 32
+frames (72x128, uint8) through the conv head and the CfC, the masked loss, backward, gradient
+clipping, Adam. The allocator
 setting is process-wide and cannot be undone, so each setting runs in its own child process
 (one torch thread, as `train`), the two alternating `--rounds` times; the JSON holds every
 step's seconds, the medians and their ratio, all measured in this one run.
@@ -30,7 +31,7 @@ def child(setting: str, steps: int, warmup: int) -> list[float]:
 
     from edgeliquid.host import keep_freed_memory
     from edgeliquid.model import NavPolicyConfig, build_policy
-    from edgeliquid.training.trainer import masked_loss
+    from edgeliquid.training.trainer import optimizer_step
 
     if setting == "keep_freed_memory" and not keep_freed_memory():
         raise SystemExit("keep_freed_memory is not available here (glibc only)")
@@ -44,11 +45,7 @@ def child(setting: str, steps: int, warmup: int) -> list[float]:
     seconds = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        loss = masked_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        optimizer_step(model, optimizer, batch, grad_clip=1.0)
         if i >= warmup:
             seconds.append(time.perf_counter() - start)
     return seconds

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import cfc_stall
 import marked
 import torch
 from cfc_stall import RATIO_LIMIT, SUCCESS_LIMIT, probe
@@ -46,7 +47,7 @@ def flown_none(run: Path, episodes: int, seed: int) -> dict[str, Any]:
         command = [EDGELIQUID, "eval", str(run / "best.pt"), "--episodes", str(episodes)]
         command += ["--seed", str(seed), "--shift", "none", "--json", str(out), "--workers", "2"]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return json.loads(out.read_text())["results"][0]
+    return cfc_stall.flown_none(run)
 
 
 def row(run: Path, episodes: list, eval_episodes: int, eval_seed: int) -> dict[str, Any]:

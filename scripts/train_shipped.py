@@ -212,6 +212,11 @@ def onnx_card(a: argparse.Namespace, cmds: dict, pretty: dict, none_pt: float) -
     }
 
 
+def on_by_default(p: argparse.ArgumentParser, name: str, help: str) -> None:
+    """A --name / --no-name switch that is on unless turned off."""
+    p.add_argument(name, action=argparse.BooleanOptionalAction, default=True, help=help)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=Path("data/glare3"))
@@ -222,24 +227,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dt-jitter", type=float, default=0.3)
     p.add_argument("--action-noise", type=float, default=0.2)
     p.add_argument("--hover", type=float, default=2.0, help="s recorded after arrival")
-    p.add_argument(
-        "--randomize",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="collect with per-episode randomised light and palettes",
-    )
-    p.add_argument(
-        "--glare-ahead",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="with --randomize: a strong low sun ahead in half the episodes",
-    )
-    p.add_argument(
-        "--decoys",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="collect with look-alikes of the target (sim.decoys; never an eval preset)",
-    )
+    on_by_default(p, "--randomize", "collect with per-episode randomised light and palettes")
+    on_by_default(p, "--glare-ahead", "with --randomize: a low sun ahead in half the episodes")
+    on_by_default(p, "--decoys", "collect with look-alikes of the target (sim.decoys)")
     p.add_argument("--decoy-mix", default="v2", help="collect --decoy-mix (see sim.decoys)")
     p.add_argument(
         "--train-seed",
@@ -248,12 +238,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="chosen among 0-4 on seed 777 (robustness.md, round 15)",
     )
     p.add_argument("--epochs", type=int, default=18, help="base training epochs")
-    p.add_argument(
-        "--dagger",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="one DAgger round (collect --policy BASE, then fine-tune) after the base",
-    )
+    on_by_default(p, "--dagger", "one DAgger round after the base (collect --policy, fine-tune)")
     p.add_argument("--dagger-data", type=Path, help="the DAgger round's folder (RUN/dagger)")
     p.add_argument("--dagger-episodes", type=int, default=300)
     p.add_argument("--dagger-seed", type=int, default=4, help="collect seed of the DAgger flights")

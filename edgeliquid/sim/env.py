@@ -87,7 +87,7 @@ class NavEnvConfig:
     # training-time look-alikes of the target (sim.decoys: boxes, off-colour spheres on poles,
     # odd-coloured trees; never the distractors or autumn presets); training data only
     decoys: bool = False
-    decoy_mix: str = "v2"  # with decoys: sim.decoys.DECOY_MIXES (v2, dense, dense-dirt, domes)
+    decoy_mix: str = "v2"  # with decoys: a name in sim.decoys.DECOY_MIXES
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def __post_init__(self) -> None:

@@ -58,7 +58,7 @@ class CollectConfig:
     glare_ahead: bool = False
     # look-alikes of the target to tell it from (sim.decoys; never the eval presets)
     decoys: bool = False
-    decoy_mix: str = "v2"  # with decoys: sim.decoys.DECOY_MIXES (v2, dense, dense-dirt, domes)
+    decoy_mix: str = "v2"  # with decoys: a name in sim.decoys.DECOY_MIXES
     workers: int = 1
     policy: str | None = None  # DAgger: the model file that flies (None: the expert flies)
     beta: float = 0.0  # DAgger's beta: probability the expert's command is flown instead
